@@ -1,0 +1,1 @@
+//! `cvm-image-spec`: the declarative description of one image (TOML).

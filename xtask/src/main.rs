@@ -1,0 +1,21 @@
+//! `cargo xtask`: orchestration of the image pipeline. This is the only crate that runs
+//! external programs (through [`tools`]); the logic lives in the library crates.
+
+mod fixtures;
+mod flags;
+mod install;
+mod test;
+mod tools;
+
+use anyhow::Result;
+use clap::Parser;
+
+fn main() -> Result<()> {
+    let flags = flags::Xtask::parse();
+    let sh = tools::shell()?;
+    match flags.cmd {
+        flags::Cmd::Install(f) => install::run(&sh, &f),
+        flags::Cmd::Fixtures => fixtures::run(&sh).map(|_| ()),
+        flags::Cmd::Test(f) => test::run(&sh, &f),
+    }
+}

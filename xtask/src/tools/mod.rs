@@ -1,0 +1,62 @@
+//! The one place that runs external programs. Every command line is printed before it runs
+//! (`$ cmd args`), with a fixed, reproducible environment (`LC_ALL=C`, `TZ=UTC`).
+//! One submodule per program family; stages call their typed functions.
+
+pub mod apt;
+pub mod python;
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use xshell::Shell;
+
+/// A shell rooted at the workspace, with the reproducible environment applied.
+pub fn shell() -> Result<Shell> {
+    let sh = Shell::new()?;
+    sh.change_dir(workspace_root());
+    sh.set_var("LC_ALL", "C");
+    sh.set_var("TZ", "UTC");
+    Ok(sh)
+}
+
+/// The workspace root (parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// The content-addressed cache (outside the checkout; safe to delete):
+/// `$CVM_CACHE_DIR`, else `$XDG_CACHE_HOME/cvm-image`, else `~/.cache/cvm-image`.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("CVM_CACHE_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(d).join("cvm-image"));
+    }
+    let home = std::env::var_os("HOME").context("neither CVM_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache/cvm-image"))
+}
+
+/// Print a stage banner to stderr.
+pub fn stage(name: &str) {
+    eprintln!("==> {name}");
+}
+
+/// sha256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Write `bytes` to `path` atomically (temp file in the same directory, then rename), so a
+/// failed run never leaves a half-written artefact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap_or_default().to_string_lossy()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
