@@ -1,11 +1,32 @@
-//! `cvm-measure`: command-line front end of `cvm_measurements`.
+//! `cvm-measure`: command-line front end of `cvm_measurements`. One file per subcommand.
+//!
+//! Exit codes: 0 success, 1 a verification found a mismatch, 2 the value could not be computed
+//! (bad input, missing file, unsupported firmware).
+
+mod snp;
+mod tdx;
 
 use clap::Parser;
 
 #[derive(Parser)]
 #[command(name = "cvm-measure", version, about = "Predict confidential-VM launch measurements")]
-enum Cli {}
+enum Cli {
+    /// AMD SEV / SEV-ES / SEV-SNP launch digest (same flags and output as sev-snp-measure 0.0.13)
+    Snp(snp::Args),
+    /// Intel TDX MRTD and RTMR0-3; `tdx replay` replays a CCEL event log
+    Tdx(tdx::Args),
+}
 
 fn main() {
-    let _ = Cli::parse();
+    let res = match Cli::parse() {
+        Cli::Snp(a) => snp::run(a),
+        Cli::Tdx(a) => tdx::run(a),
+    };
+    match res {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::exit(2);
+        }
+    }
 }
