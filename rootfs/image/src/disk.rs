@@ -1,0 +1,1 @@
+//! GPT disk (placeholder, being written).

@@ -1,0 +1,1 @@
+//! EFI system partition (placeholder, being written).
