@@ -7,3 +7,4 @@
 
 pub mod guid;
 pub mod ovmf;
+pub mod snp;

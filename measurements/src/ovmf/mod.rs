@@ -4,6 +4,7 @@
 //! - [`footer`]: the GUIDed table at the end of the reset vector (`ResetVectorVtf0.asm`).
 
 pub mod footer;
+pub mod sev;
 
 pub use footer::{FooterEntry, FooterTable};
 
