@@ -8,3 +8,8 @@
 pub mod guid;
 pub mod ovmf;
 pub mod snp;
+pub mod eventlog;
+pub mod initdata;
+pub mod pe;
+pub mod tdx;
+pub mod uefi;

@@ -5,6 +5,7 @@
 
 pub mod footer;
 pub mod sev;
+pub mod tdvf;
 
 pub use footer::{FooterEntry, FooterTable};
 

@@ -1,0 +1,397 @@
+//! RTMR0..3 for QEMU + TDVF direct kernel boot (tdx-measure.md §2.3-2.7), as a list of typed
+//! events in log order, so the same data gives register values, a CCEL event log and a
+//! per-event explanation.
+//!
+//! Every digest is computed from inputs: the TD HOB from the memory size and the TDVF metadata,
+//! the CFV from the firmware bytes, the Secure Boot variables, BootOrder and Boot#### from their
+//! UEFI structures, the ACPI blobs from a capture of the VM shape, the kernel by Authenticode.
+//!
+//! Event *data* (what a CCEL log carries beside each digest) is informative only: where TDVF
+//! puts runtime addresses in it, this model writes the values it knows (GPAs, sizes) and zeros
+//! for the rest. Replay and verification use digests only.
+
+use super::acpi::AcpiBlobs;
+use super::qemu::{patch_kernel_setup_header, QemuModel};
+use super::td_hob::TdHob;
+use super::{mrtd, sha384, Error, Sha384};
+use crate::eventlog::alg::TPM_ALG_SHA384;
+use crate::eventlog::ccel::{empty_ccel, CC_MR_INDEX_RTMR0};
+use crate::eventlog::event_type::*;
+use crate::eventlog::replay::extend;
+use crate::eventlog::{EventLog, TcgPcrEvent2, TpmtHa};
+use crate::guid::EfiGuid;
+use crate::ovmf::tdvf::{TdvfDescriptor, TdvfSectionType};
+use crate::uefi::variable::{boot_order_data, secure_boot_variables_empty, EFI_GLOBAL_VARIABLE};
+use crate::uefi::{utf16le, EfiLoadOption, UefiVariableData};
+
+/// Which set and order of events the firmware measures: versioned data per OVMF generation
+/// (P3). Detection from the firmware bytes is not possible in general; the caller pins it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OvmfEventModel {
+    /// edk2 with commit `efaf893` ("Fix the SeparatorEvent issue in RTMRs") and before
+    /// edk2-stable202505: 13 RTMR0 events, the ReadyToBoot separator in RTMR1. Debian trixie
+    /// 2025.02, Ubuntu 2025.02, dstack ≤ 0.6.
+    Pre202505,
+    /// edk2 before `efaf893` (e.g. Ubuntu `2024.02-3+tdx1.0`): the ReadyToBoot separator is
+    /// measured into RTMR0 after Boot0000, RTMR1 has none.
+    LegacySeparatorInRtmr0,
+    /// edk2-stable202505 and later: 17 RTMR0 events including an `EV_EFI_VARIABLE_AUTHORITY`
+    /// whose preimage this crate cannot derive yet, so computing it is refused.
+    Stable202505,
+}
+
+impl OvmfEventModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pre202505 => "pre202505",
+            Self::LegacySeparatorInRtmr0 => "legacy-separator-in-rtmr0",
+            Self::Stable202505 => "stable202505",
+        }
+    }
+}
+
+/// Everything that determines MRTD and RTMR0..2 of a direct-boot TD.
+#[derive(Debug, Clone, Copy)]
+pub struct TdxBoot<'a> {
+    /// The unified `OVMF.fd` image loaded with `-bios`.
+    pub firmware: &'a [u8],
+    pub memory_bytes: u64,
+    pub acpi: AcpiBlobs<'a>,
+    /// The kernel file as given to `-kernel` (a bzImage with an EFI stub, i.e. a PE image).
+    pub kernel: &'a [u8],
+    pub initrd: Option<&'a [u8]>,
+    /// The `-append` string.
+    pub cmdline: &'a str,
+    pub qemu: QemuModel,
+    pub ovmf: OvmfEventModel,
+}
+
+/// One predicted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TdxEvent {
+    /// 0..=3.
+    pub rtmr: usize,
+    pub event_type: u32,
+    pub digest: Sha384,
+    /// The event data a CCEL log would carry (informative, see the module doc).
+    pub event_data: Vec<u8>,
+    /// What was measured, for people.
+    pub description: String,
+}
+
+/// MRTD, RTMR0..3 and the events behind the RTMRs in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TdxMeasurement {
+    pub mrtd: Sha384,
+    pub rtmr: [Sha384; 4],
+    pub events: Vec<TdxEvent>,
+}
+
+impl TdxMeasurement {
+    /// The events as a CCEL log (SHA-384 bank, CC MR index in `pcrIndex`).
+    pub fn to_ccel(&self) -> EventLog {
+        let mut log = empty_ccel();
+        log.events = self.events.iter().map(TdxEvent::to_pcr_event2).collect();
+        log
+    }
+}
+
+impl TdxEvent {
+    fn new(
+        rtmr: usize,
+        event_type: u32,
+        preimage: &[u8],
+        event_data: Vec<u8>,
+        description: impl Into<String>,
+    ) -> TdxEvent {
+        TdxEvent {
+            rtmr,
+            event_type,
+            digest: sha384(preimage),
+            event_data,
+            description: description.into(),
+        }
+    }
+
+    pub fn to_pcr_event2(&self) -> TcgPcrEvent2 {
+        TcgPcrEvent2 {
+            pcr_index: CC_MR_INDEX_RTMR0 + self.rtmr as u32,
+            event_type: self.event_type,
+            digests: vec![TpmtHa {
+                hash_alg: TPM_ALG_SHA384,
+                digest: self.digest.to_vec(),
+            }],
+            event: self.event_data.clone(),
+        }
+    }
+}
+
+/// `EFI_ACTION` strings TDVF measures into RTMR1 (edk2 `MdePkg/Include/Guid/EventGroup.h`
+/// / `TdTcg2Dxe.c`).
+pub const EFI_CALLING_EFI_APPLICATION: &str = "Calling EFI Application from Boot Option";
+pub const EFI_EXIT_BOOT_SERVICES_INVOCATION: &str = "Exit Boot Services Invocation";
+pub const EFI_EXIT_BOOT_SERVICES_SUCCEEDED: &str = "Exit Boot Services Returned with Success";
+/// Linux EFI stub tagged-event IDs (`drivers/firmware/efi/libstub/efi-stub-helper.c`).
+pub const LOAD_OPTIONS_EVENT_TAG_ID: u32 = 0x8F3B_22ED;
+pub const INITRD_EVENT_TAG_ID: u32 = 0x8F3B_22EC;
+/// OVMF's kernel loader appends this to the command line when QEMU passes an initrd
+/// (`OvmfPkg/Library/X86QemuLoadImageLib`).
+pub const OVMF_INITRD_CMDLINE_SUFFIX: &str = " initrd=initrd";
+/// `gUefiOvmfPkgTokenSpaceGuid`, the vendor GUID TDVF uses for the TD HOB handoff table.
+const OVMF_TOKEN_SPACE_GUID: EfiGuid =
+    EfiGuid::from_str_const("93bb96af-b9f2-4eb8-9462-e0ba74564236");
+
+/// The TD HOB event (RTMR0 #1).
+pub fn td_hob_event(desc: &TdvfDescriptor, memory_bytes: u64) -> Result<TdxEvent, Error> {
+    let hob = TdHob::for_q35(desc, memory_bytes)?;
+    // UEFI_HANDOFF_TABLE_POINTERS2: description, one table entry (vendor GUID, address).
+    let mut data = vec![8u8];
+    data.extend_from_slice(b"TdxTable");
+    data.extend_from_slice(&1u64.to_le_bytes());
+    data.extend_from_slice(OVMF_TOKEN_SPACE_GUID.as_bytes());
+    data.extend_from_slice(&hob.hob_gpa.to_le_bytes());
+    Ok(TdxEvent::new(
+        0,
+        EV_EFI_HANDOFF_TABLES2,
+        &hob.to_bytes(),
+        data,
+        format!("TD HOB ({} resource descriptors)", hob.resources.len()),
+    ))
+}
+
+/// The CFV event (RTMR0 #2): SHA-384 of the type-1 section's raw bytes.
+pub fn cfv_event(fw: &[u8], desc: &TdvfDescriptor) -> Result<TdxEvent, Error> {
+    let s = desc
+        .section(TdvfSectionType::Cfv)
+        .ok_or(crate::ovmf::Error::Missing("TDVF CFV section"))?;
+    let bytes = desc.section_bytes(fw, s)?;
+    // UEFI_PLATFORM_FIRMWARE_BLOB2: description, base, length.
+    let mut data = vec![3u8];
+    data.extend_from_slice(b"CFV");
+    data.extend_from_slice(&s.memory_address.to_le_bytes());
+    data.extend_from_slice(&u64::from(s.raw_data_size).to_le_bytes());
+    Ok(TdxEvent::new(
+        0,
+        EV_EFI_PLATFORM_FIRMWARE_BLOB2,
+        bytes,
+        data,
+        format!(
+            "CFV ({:#x} bytes at file offset {:#x})",
+            s.raw_data_size, s.data_offset
+        ),
+    ))
+}
+
+fn separator(rtmr: usize) -> TdxEvent {
+    TdxEvent::new(rtmr, EV_SEPARATOR, &[0; 4], vec![0; 4], "separator")
+}
+
+fn action(rtmr: usize, s: &str) -> TdxEvent {
+    TdxEvent::new(rtmr, EV_EFI_ACTION, s.as_bytes(), s.as_bytes().to_vec(), s)
+}
+
+fn boot_variable(name: &str, data: &[u8]) -> TdxEvent {
+    let var = UefiVariableData::new(EFI_GLOBAL_VARIABLE, name, data);
+    // The digest covers the variable data only (edk2 `MeasureVariable` for EV_EFI_VARIABLE_BOOT).
+    TdxEvent::new(0, EV_EFI_VARIABLE_BOOT, data, var.to_bytes(), name)
+}
+
+/// RTMR0 events up to and including the ACPI blobs (#1-#11 of the pre-202505 model).
+pub fn rtmr0_platform_events(
+    fw: &[u8],
+    desc: &TdvfDescriptor,
+    memory_bytes: u64,
+    acpi: &AcpiBlobs<'_>,
+) -> Result<Vec<TdxEvent>, Error> {
+    let mut ev = vec![td_hob_event(desc, memory_bytes)?, cfv_event(fw, desc)?];
+    for v in secure_boot_variables_empty() {
+        let b = v.to_bytes();
+        ev.push(TdxEvent::new(
+            0,
+            EV_EFI_VARIABLE_DRIVER_CONFIG,
+            &b,
+            b.clone(),
+            v.unicode_name.clone(),
+        ));
+    }
+    ev.push(separator(0));
+    for (name, blob) in acpi.in_order() {
+        ev.push(TdxEvent::new(
+            0,
+            EV_PLATFORM_CONFIG_FLAGS,
+            blob,
+            b"ACPI DATA".to_vec(),
+            format!("ACPI fw_cfg {name} ({} bytes)", blob.len()),
+        ));
+    }
+    Ok(ev)
+}
+
+/// The kernel image event (RTMR1 #1): Authenticode SHA-384 of the kernel as OVMF loads it.
+pub fn kernel_event(
+    kernel: &[u8],
+    memory_bytes: u64,
+    initrd_size: Option<u64>,
+    qemu: QemuModel,
+) -> Result<TdxEvent, Error> {
+    let image = if qemu.patches_kernel_header {
+        patch_kernel_setup_header(kernel, memory_bytes, initrd_size)?
+    } else {
+        kernel.into()
+    };
+    let digest = crate::pe::authenticode_sha384(&image)?;
+    // UEFI_IMAGE_LOAD_EVENT: location (unknown: 0), length, link-time address, no device path.
+    let mut data = Vec::with_capacity(32);
+    data.extend_from_slice(&0u64.to_le_bytes());
+    data.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    data.extend_from_slice(&0u64.to_le_bytes());
+    data.extend_from_slice(&0u64.to_le_bytes());
+    let how = if qemu.patches_kernel_header {
+        "setup header patched as QEMU < 10.1 does"
+    } else {
+        "unpatched"
+    };
+    Ok(TdxEvent {
+        rtmr: 1,
+        event_type: EV_EFI_BOOT_SERVICES_APPLICATION,
+        digest,
+        event_data: data,
+        description: format!("kernel Authenticode ({how})"),
+    })
+}
+
+fn tagged(id: u32, what: &str, preimage: &[u8]) -> TdxEvent {
+    // TCG_PCClientTaggedEvent: taggedEventID, taggedEventDataSize, taggedEventData.
+    let text = [what.as_bytes(), &[0]].concat();
+    let mut data = id.to_le_bytes().to_vec();
+    data.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    data.extend_from_slice(&text);
+    TdxEvent::new(2, EV_EVENT_TAG, preimage, data, what)
+}
+
+/// The command line the Linux EFI stub sees in `LoadOptions`: `cmdline` plus OVMF's
+/// ` initrd=initrd` when an initrd is passed.
+pub fn effective_cmdline(cmdline: &str, has_initrd: bool) -> String {
+    if has_initrd {
+        format!("{cmdline}{OVMF_INITRD_CMDLINE_SUFFIX}")
+    } else {
+        cmdline.to_owned()
+    }
+}
+
+/// RTMR2 events of the Linux EFI stub: LoadOptions (UTF-16LE + NUL) and the initrd. An empty
+/// command line without initrd is not measured (no LoadOptions).
+pub fn rtmr2_events(cmdline: &str, initrd: Option<&[u8]>) -> Vec<TdxEvent> {
+    let mut ev = Vec::new();
+    let line = effective_cmdline(cmdline, initrd.is_some());
+    if !line.is_empty() {
+        ev.push(tagged(
+            LOAD_OPTIONS_EVENT_TAG_ID,
+            "LOADED_IMAGE::LoadOptions",
+            &utf16le(&line, true),
+        ));
+    }
+    if let Some(i) = initrd {
+        ev.push(tagged(INITRD_EVENT_TAG_ID, "Linux initrd", i));
+    }
+    ev
+}
+
+/// Predict MRTD, RTMR0..3 and the event log of a direct-boot TD.
+pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
+    if boot.ovmf == OvmfEventModel::Stable202505 {
+        return Err(Error::Unsupported {
+            model: boot.ovmf.name(),
+            problem: "its EV_EFI_VARIABLE_AUTHORITY event is not derived yet; use pre202505 firmware or the legacy model".into(),
+        });
+    }
+    let desc = TdvfDescriptor::parse(boot.firmware)?;
+    let mrtd = mrtd(boot.firmware, &desc, boot.qemu.page_add_order)?;
+    let mut events = rtmr0_platform_events(boot.firmware, &desc, boot.memory_bytes, &boot.acpi)?;
+    events.push(kernel_event(
+        boot.kernel,
+        boot.memory_bytes,
+        boot.initrd.map(|i| i.len() as u64),
+        boot.qemu,
+    )?);
+    events.push(boot_variable("BootOrder", &boot_order_data(&[0])));
+    events.push(boot_variable(
+        "Boot0000",
+        &EfiLoadOption::ovmf_ui_app().to_bytes(),
+    ));
+    events.push(action(1, EFI_CALLING_EFI_APPLICATION));
+    events.push(separator(match boot.ovmf {
+        OvmfEventModel::LegacySeparatorInRtmr0 => 0,
+        _ => 1,
+    }));
+    events.extend(rtmr2_events(boot.cmdline, boot.initrd));
+    events.push(action(1, EFI_EXIT_BOOT_SERVICES_INVOCATION));
+    events.push(action(1, EFI_EXIT_BOOT_SERVICES_SUCCEEDED));
+    let rtmr = replay_events(&events);
+    Ok(TdxMeasurement { mrtd, rtmr, events })
+}
+
+/// Replay predicted events into RTMR0..3.
+pub fn replay_events(events: &[TdxEvent]) -> [Sha384; 4] {
+    let mut rtmr = [[0u8; 48]; 4];
+    for e in events {
+        extend::<sha2::Sha384>(&mut rtmr[e.rtmr], &e.digest);
+    }
+    rtmr
+}
+
+/// Replay a CCEL log into RTMR0..3 (events for MRTD or an index above RTMR3 are errors).
+pub fn rtmrs_from_ccel(log: &EventLog) -> Result<[Sha384; 4], crate::eventlog::Error> {
+    let regs = crate::eventlog::replay::replay::<sha2::Sha384>(log, TPM_ALG_SHA384)?;
+    let mut rtmr = [[0u8; 48]; 4];
+    for (idx, v) in regs {
+        let r = crate::eventlog::ccel::rtmr_of_mr_index(idx).ok_or_else(|| {
+            crate::eventlog::Error::Invalid {
+                field: "TCG_PCR_EVENT2.pcrIndex",
+                event: 0,
+                offset: 0,
+                problem: format!("CC MR index {idx} is not an RTMR (1..=4)"),
+            }
+        })?;
+        rtmr[r].copy_from_slice(&v);
+    }
+    Ok(rtmr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tdx-measure.md §5.2 RTMR2 vector: cmdline with ` initrd=initrd`, 1 MiB zero initrd.
+    #[test]
+    fn rtmr2_known_answer() {
+        let initrd = vec![0u8; 1 << 20];
+        let ev = rtmr2_events("console=ttyS0 root=/dev/vda1 ro", Some(&initrd));
+        assert_eq!(hex::encode(ev[0].digest), "68f7f5ce56b52054ea6be4e8136608cdf0b3b29a2c0ea6fff2f32910c1e87118dc21e7e7b9d8b42ebd085e8c029cbf2c");
+        assert_eq!(hex::encode(ev[1].digest), "3164673a8ac27576ab5fc06b9adc4ce0aca5bd3025384b1cf2128a8795e747c431e882785a0bf8dc70b42995db388575");
+        assert_eq!(hex::encode(replay_events(&ev)[2]), "3efe59620d09ec4ba38cab9dc7f7b33a0f9497cb6258ecf8ece5f5891e10c5a3c1942749df3716f06e8e30bc24816919");
+    }
+
+    #[test]
+    fn separator_digest_is_the_well_known_value() {
+        let h = hex::encode(separator(0).digest);
+        assert!(h.starts_with("394341b7") && h.ends_with("89f0"), "{h}");
+    }
+
+    #[test]
+    fn ccel_round_trip_replays_to_the_same_registers() {
+        let mut ev = rtmr2_events("x", None);
+        ev.push(action(1, EFI_CALLING_EFI_APPLICATION));
+        ev.push(separator(0));
+        let m = TdxMeasurement {
+            mrtd: [0; 48],
+            rtmr: replay_events(&ev),
+            events: ev,
+        };
+        let bytes = m.to_ccel().to_bytes();
+        let log = EventLog::parse(&bytes).unwrap();
+        assert_eq!(rtmrs_from_ccel(&log).unwrap(), m.rtmr);
+        assert_eq!(log.events[0].pcr_index, 3);
+    }
+}
