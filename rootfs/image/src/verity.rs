@@ -29,6 +29,7 @@
 
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 /// Size of a data block and of a hash block, in bytes (`--data-block-size`, `--hash-block-size`).
 pub const BLOCK_BYTES: u32 = 4096;
@@ -213,7 +214,7 @@ pub fn hash_device_bytes(data_blocks: u64, layout: HashLayout) -> u64 {
 /// [`HashLayout::Superblock`]) then the tree, top level first. Nothing is written before the
 /// data has been read in full, so a read error leaves `hash_out` untouched.
 pub fn format(
-    data: impl Read,
+    data: impl Read + Send,
     hash_out: impl Write,
     salt: &Salt,
     layout: HashLayout,
@@ -235,31 +236,50 @@ pub fn format(
 }
 
 /// Read `data` in chunks and return the concatenated level-0 hashes (32 bytes per data block).
-fn hash_data_blocks(mut data: impl Read, salt: &Salt) -> Result<Vec<u8>, Error> {
+/// A reader thread fills the next chunk while the current one is hashed on all cores; three
+/// chunk buffers circulate between them.
+fn hash_data_blocks(data: impl Read + Send, salt: &Salt) -> Result<Vec<u8>, Error> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let mut buf = vec![0u8; CHUNK_BLOCKS * BLOCK];
-    let mut leaves = Vec::new();
-    let mut offset = 0u64;
-    loop {
-        let filled =
-            read_full(&mut data, &mut buf).map_err(|source| Error::Read { offset, source })?;
-        offset += filled as u64;
-        if filled % BLOCK != 0 {
-            return Err(Error::DataNotBlockAligned { bytes: offset });
-        }
-        let start = leaves.len();
-        leaves.resize(start + filled / BLOCK * DIGEST_BYTES, 0);
-        hash_blocks_parallel(salt, &buf[..filled], &mut leaves[start..], threads);
-        if filled < buf.len() {
-            break;
-        }
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..3 {
+        empty_tx
+            .send(vec![0u8; CHUNK_BLOCKS * BLOCK])
+            .expect("receiver is alive");
     }
-    if leaves.is_empty() {
-        return Err(Error::EmptyData);
-    }
-    Ok(leaves)
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || -> Result<(), Error> {
+            let mut data = data;
+            let mut offset = 0u64;
+            while let Ok(mut buf) = empty_rx.recv() {
+                let filled = read_full(&mut data, &mut buf)
+                    .map_err(|source| Error::Read { offset, source })?;
+                offset += filled as u64;
+                if filled % BLOCK != 0 {
+                    return Err(Error::DataNotBlockAligned { bytes: offset });
+                }
+                let last = filled < buf.len();
+                if full_tx.send((buf, filled)).is_err() || last {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let mut leaves = Vec::new();
+        for (buf, filled) in full_rx.iter() {
+            let start = leaves.len();
+            leaves.resize(start + filled / BLOCK * DIGEST_BYTES, 0);
+            hash_blocks_parallel(salt, &buf[..filled], &mut leaves[start..], threads);
+            let _ = empty_tx.send(buf);
+        }
+        reader.join().expect("verity reader thread panicked")?;
+        if leaves.is_empty() {
+            return Err(Error::EmptyData);
+        }
+        Ok(leaves)
+    })
 }
 
 /// Fill `buf` from `r` unless it ends first; returns bytes read.
