@@ -17,6 +17,8 @@ pub enum Cmd {
     Fixtures,
     /// Run the whole test suite: unit tests, golden vectors, third-party oracles (installs tools)
     Test(TestFlags),
+    /// Build the dm-verity root file system (mkosi + erofs + Rust verity) and, with --kernel, the GPT disk
+    BuildRootfs(BuildRootfsFlags),
 }
 
 #[derive(Args)]
@@ -29,6 +31,16 @@ pub struct InstallFlags {
 #[derive(Args)]
 pub struct TestFlags {
     /// Skip installing packages (assume `cargo xtask install` ran)
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+#[derive(Args)]
+pub struct BuildRootfsFlags {
+    /// Kernel (bzImage with EFI stub) for the ESP; without it only the rootfs stage runs
+    #[arg(long)]
+    pub kernel: Option<std::path::PathBuf>,
+    /// Skip installing packages (assume `cargo xtask install rootfs` ran)
     #[arg(long)]
     pub no_install: bool,
 }

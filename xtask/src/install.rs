@@ -11,6 +11,7 @@ const TEST_PACKAGES: &[&str] = &["python3-venv", "cryptsetup-bin", "gdisk", "dos
 pub fn run(sh: &Shell, flags: &InstallFlags) -> Result<()> {
     match flags.set.as_str() {
         "test" | "all" => install_test(sh),
+        "rootfs" => install_rootfs(sh),
         other => bail!("unknown tool set {other:?}: use `test` or `all`"),
     }
 }
@@ -22,5 +23,18 @@ pub fn install_test(sh: &Shell) -> Result<()> {
     apt::install(sh, None, TEST_PACKAGES)?;
     tools::stage("install: Python venv with sev-snp-measure (PyPI)");
     python::ensure_venv(sh)?;
+    Ok(())
+}
+
+/// From trixie: mkosi 25 (bookworm has 14) and erofs-utils 1.8 (`--all-time`); mkosi pulls
+/// systemd-repart, cryptsetup-bin, apt 3 and python3 3.13 from trixie with it.
+const ROOTFS_PACKAGES_TRIXIE: &[&str] = &["mkosi", "erofs-utils", "cryptsetup-bin", "debian-archive-keyring"];
+
+/// Install what the rootfs and disk stages need (mkosi, mkfs.erofs, veritysetup).
+pub fn install_rootfs(sh: &Shell) -> Result<()> {
+    tools::stage("install: apt suites and pins (trixie, bookworm-backports at priority 100)");
+    apt::ensure_suites(sh)?;
+    tools::stage("install: mkosi 25 and erofs-utils 1.8 from trixie");
+    apt::install(sh, Some("trixie"), ROOTFS_PACKAGES_TRIXIE)?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! `cargo xtask`: orchestration of the image pipeline. This is the only crate that runs
 //! external programs (through [`tools`]); the logic lives in the library crates.
 
+mod build_rootfs;
 mod fixtures;
 mod flags;
 mod install;
+mod stages;
 mod test;
 mod tools;
 
@@ -17,5 +19,6 @@ fn main() -> Result<()> {
         flags::Cmd::Install(f) => install::run(&sh, &f),
         flags::Cmd::Fixtures => fixtures::run(&sh).map(|_| ()),
         flags::Cmd::Test(f) => test::run(&sh, &f),
+        flags::Cmd::BuildRootfs(f) => build_rootfs::run(&sh, &f),
     }
 }

@@ -3,7 +3,10 @@
 //! One submodule per program family; stages call their typed functions.
 
 pub mod apt;
+pub mod erofs;
+pub mod mkosi;
 pub mod python;
+pub mod veritysetup;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,194 @@
+//! Rootfs stage: `rootfs/mkosi/` → Debian trixie tree (mkosi, `Format=directory`) → erofs
+//! image (mkfs.erofs) → dm-verity hash device, root hash, salt and `dm-mod.create=` table
+//! (computed in Rust by `cvm_rootfs::verity`, then checked with `veritysetup verify`).
+//!
+//! Outputs, in `<cache>/rootfs/out/` (written atomically): `rootfs.erofs`, `rootfs.verity`
+//! (hash device with superblock), `rootfs.manifest.json` (mkosi's package manifest: every
+//! installed Debian package and version), `rootfs.json` (root hash, salt, sizes, dm table).
+//!
+//! Determinism: the salt is `verity::Salt::derive(sha256(rootfs.erofs))`, the erofs UUID and
+//! the verity superblock UUID are derived, mkosi clamps mtimes to SOURCE_DATE_EPOCH. What can
+//! still change a rebuild is the Debian archive moving (see `rootfs/mkosi/mkosi.conf`).
+//!
+//! Not yet: a content-addressed cache entry (every call runs mkosi; its package cache makes
+//! reruns download nothing).
+
+use crate::tools::{self, erofs, mkosi, veritysetup};
+use anyhow::{Context, Result};
+use cvm_rootfs::verity::{self, HashLayout, Salt, Verity};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use xshell::Shell;
+
+/// Image id in `rootfs/mkosi/mkosi.conf` (`ImageId=`).
+pub const IMAGE_ID: &str = "cvm-rootfs";
+/// Warn above this erofs size (the target).
+pub const TARGET_EROFS_BYTES: u64 = 64 << 20;
+/// dm device name in `dm-mod.create=` (the root appears as `/dev/dm-0`).
+pub const DM_NAME: &str = "vroot";
+
+/// The inputs of the rootfs stage.
+#[derive(Debug, Clone)]
+pub struct RootfsInputs {
+    /// Directory with `mkosi.conf`.
+    pub mkosi_dir: PathBuf,
+    /// Trees copied over the image (`--extra-tree`). Hook for the guest agent: put its binary
+    /// at `<tree>/usr/bin/cvm-agent` and add the tree here.
+    pub extra_trees: Vec<PathBuf>,
+    pub source_date_epoch: u64,
+    /// Kernel names of the verity data and hash devices as the guest sees the disk of
+    /// `stages::disk` (ESP = 1, root = 2, root-verity = 3 on one virtio disk).
+    pub data_dev: String,
+    pub hash_dev: String,
+}
+
+impl RootfsInputs {
+    /// The in-repo defaults: `rootfs/mkosi/`, no extra trees, the epoch of `mkosi.conf`,
+    /// devices `/dev/vda2` and `/dev/vda3`.
+    pub fn from_repo(root: &Path) -> Result<RootfsInputs> {
+        let mkosi_dir = root.join("rootfs/mkosi");
+        let conf_path = mkosi_dir.join("mkosi.conf");
+        let conf = std::fs::read_to_string(&conf_path)
+            .with_context(|| format!("reading {}", conf_path.display()))?;
+        let epoch = conf
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("SourceDateEpoch="))
+            .with_context(|| format!("{}: no SourceDateEpoch= line", conf_path.display()))?;
+        let source_date_epoch = epoch.trim().parse().with_context(|| {
+            format!(
+                "{}: SourceDateEpoch={epoch} is not a number",
+                conf_path.display()
+            )
+        })?;
+        Ok(RootfsInputs {
+            mkosi_dir,
+            extra_trees: Vec::new(),
+            source_date_epoch,
+            data_dev: "/dev/vda2".into(),
+            hash_dev: "/dev/vda3".into(),
+        })
+    }
+}
+
+/// What the rootfs stage produced.
+#[derive(Debug, Clone)]
+pub struct RootfsOutputs {
+    pub erofs: PathBuf,
+    pub verity: PathBuf,
+    /// mkosi's JSON manifest of installed packages.
+    pub manifest: PathBuf,
+    pub root_hash: String,
+    pub salt: String,
+    /// The value of `dm-mod.create=` (without the parameter name and quotes).
+    pub dm_mod_create: String,
+    /// Everything the verity tree is: blocks, UUID, layout.
+    pub tree: Verity,
+}
+
+/// Run the stage.
+pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
+    let base = tools::cache_dir()?.join("rootfs");
+    let out = base.join("out");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    tools::stage(&format!("rootfs: mkosi build ({})", mkosi::version(sh)?));
+    let m = mkosi::MkosiBuild {
+        config_dir: inputs.mkosi_dir.clone(),
+        output_dir: base.join("mkosi-out"),
+        package_cache_dir: base.join("mkosi-packages"),
+        workspace_dir: base.join("mkosi-workspace"),
+        extra_trees: inputs.extra_trees.clone(),
+        source_date_epoch: inputs.source_date_epoch,
+    };
+    mkosi::build(sh, &m)?;
+    let (tree, mkosi_manifest) = mkosi::outputs(&m.output_dir, IMAGE_ID);
+
+    tools::stage(&format!("rootfs: mkfs.erofs ({})", erofs::version(sh)?));
+    let erofs_path = out.join("rootfs.erofs");
+    let tmp = out.join(".rootfs.erofs.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let erofs_uuid =
+        cvm_rootfs::disk::derive_uuid("cvm-image erofs uuid v1", &[IMAGE_ID.as_bytes()]);
+    erofs::mkfs(
+        sh,
+        &tree,
+        &tmp,
+        &erofs_uuid.hyphenated().to_string(),
+        inputs.source_date_epoch,
+    )?;
+    rename(&tmp, &erofs_path)?;
+    let erofs_bytes = std::fs::metadata(&erofs_path)
+        .with_context(|| format!("stat {}", erofs_path.display()))?
+        .len();
+    eprintln!(
+        "    {}: {:.1} MiB",
+        erofs_path.display(),
+        erofs_bytes as f64 / (1 << 20) as f64
+    );
+    if erofs_bytes > TARGET_EROFS_BYTES {
+        eprintln!(
+            "    warning: erofs is above the {} MiB target",
+            TARGET_EROFS_BYTES >> 20
+        );
+    }
+
+    tools::stage("rootfs: dm-verity hash tree (cvm_rootfs::verity)");
+    let digest: [u8; 32] = hex::decode(tools::sha256_file(&erofs_path)?)?
+        .try_into()
+        .expect("sha256 is 32 bytes");
+    let salt = Salt::derive(&digest);
+    let verity_path = out.join("rootfs.verity");
+    let tmp = out.join(".rootfs.verity.tmp");
+    let data =
+        File::open(&erofs_path).with_context(|| format!("opening {}", erofs_path.display()))?;
+    let hash_out =
+        BufWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let tree_info =
+        verity::format(data, hash_out, &salt, HashLayout::Superblock).with_context(|| {
+            format!(
+                "dm-verity of {} into {}",
+                erofs_path.display(),
+                tmp.display()
+            )
+        })?;
+    rename(&tmp, &verity_path)?;
+    veritysetup::verify(sh, &erofs_path, &verity_path, &tree_info.root_hash_hex())?;
+
+    let manifest = out.join("rootfs.manifest.json");
+    let m_bytes = std::fs::read(&mkosi_manifest)
+        .with_context(|| format!("reading mkosi manifest {}", mkosi_manifest.display()))?;
+    tools::write_atomic(&manifest, &m_bytes)?;
+
+    let dm_mod_create = tree_info.dm_mod_create(DM_NAME, &inputs.data_dev, &inputs.hash_dev);
+    let summary = serde_json::json!({
+        "root_hash": tree_info.root_hash_hex(),
+        "salt": salt.to_hex(),
+        "data_blocks": tree_info.data_blocks,
+        "hash_bytes": tree_info.hash_bytes,
+        "superblock_uuid": tree_info.uuid_string(),
+        "erofs_bytes": erofs_bytes,
+        "erofs_sha256": hex::encode(digest),
+        "dm_mod_create": dm_mod_create,
+        "kernel_cmdline": tree_info.cmdline_arg(DM_NAME, &inputs.data_dev, &inputs.hash_dev),
+    });
+    tools::write_atomic(
+        &out.join("rootfs.json"),
+        format!("{}\n", serde_json::to_string_pretty(&summary)?).as_bytes(),
+    )?;
+    eprintln!("    root hash {}", tree_info.root_hash_hex());
+    Ok(RootfsOutputs {
+        erofs: erofs_path,
+        verity: verity_path,
+        manifest,
+        root_hash: tree_info.root_hash_hex(),
+        salt: salt.to_hex(),
+        dm_mod_create,
+        tree: tree_info,
+    })
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to)
+        .with_context(|| format!("renaming {} to {}", from.display(), to.display()))
+}
