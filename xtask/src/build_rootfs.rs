@@ -43,10 +43,16 @@ pub fn run(sh: &Shell, flags: &BuildRootfsFlags) -> Result<()> {
             d.disk.display(),
             tools::sha256_file(&d.disk)?
         );
+        eprintln!(
+            "    ESP {}, disk GUID {}",
+            d.esp.display(),
+            d.layout.disk_guid
+        );
     }
     eprintln!(
-        "==> build-rootfs: root hash {} -> {}",
+        "==> build-rootfs: root hash {} salt {} -> {}",
         r.root_hash,
+        r.salt,
         out.display()
     );
     eprintln!(

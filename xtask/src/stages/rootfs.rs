@@ -133,7 +133,10 @@ pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
         );
     }
 
-    tools::stage("rootfs: dm-verity hash tree (cvm_rootfs::verity)");
+    tools::stage(&format!(
+        "rootfs: dm-verity hash tree (cvm_rootfs::verity, checked by {})",
+        veritysetup::version(sh)?
+    ));
     let digest: [u8; 32] = hex::decode(tools::sha256_file(&erofs_path)?)?
         .try_into()
         .expect("sha256 is 32 bytes");
