@@ -1,0 +1,117 @@
+//! QEMU (`qemu-system-x86` 1:10.0.x from trixie, installed by `cargo xtask install build`):
+//! accelerator detection and direct-kernel boots (`-kernel/-initrd/-append`) of a q35 VM with
+//! the serial console on stdout, streamed to a log file. Used by `cargo xtask boot-smoke`
+//! and meant for the boot tests.
+//!
+//! KVM is used only when detected: `/dev/kvm` opens read-write AND a probe QEMU with
+//! `-accel kvm` starts and quits. Otherwise TCG (`-cpu max`). `CVM_QEMU_ACCEL=kvm|tcg`
+//! overrides the detection.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use xshell::{cmd, Shell};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The accelerator a VM runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    /// The `-cpu` model that goes with it.
+    pub fn cpu(self) -> &'static str {
+        match self {
+            Accel::Kvm => "host",
+            Accel::Tcg => "max",
+        }
+    }
+}
+
+/// Detect (once per process) whether KVM is usable; prints the decision and why.
+pub fn accel(sh: &Shell) -> Accel {
+    static ACCEL: OnceLock<Accel> = OnceLock::new();
+    *ACCEL.get_or_init(|| {
+        let (a, why) = detect(sh);
+        eprintln!("    qemu accelerator: {} ({why})", a.name());
+        a
+    })
+}
+
+fn detect(sh: &Shell) -> (Accel, String) {
+    match std::env::var("CVM_QEMU_ACCEL").as_deref() {
+        Ok("kvm") => return (Accel::Kvm, "CVM_QEMU_ACCEL=kvm".into()),
+        Ok("tcg") => return (Accel::Tcg, "CVM_QEMU_ACCEL=tcg".into()),
+        _ => {}
+    }
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        return (Accel::Tcg, format!("/dev/kvm does not open: {e}"));
+    }
+    // A VM with no machine that quits at once: fails fast when KVM cannot create a VM.
+    let probe = cmd!(sh, "timeout 20 {QEMU} -accel kvm -machine none -nodefaults -display none -monitor stdio")
+        .stdin("quit\n")
+        .ignore_stdout()
+        .quiet()
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => (Accel::Kvm, "/dev/kvm opens and a KVM probe VM started".into()),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            (Accel::Tcg, format!("KVM probe failed: {}", err.lines().next().unwrap_or("no message")))
+        }
+        Err(e) => (Accel::Tcg, format!("KVM probe did not run: {e}")),
+    }
+}
+
+/// A direct-kernel boot of a q35 VM with the serial console on stdout.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    /// `-bios` image (a combined OVMF.fd); `None` = SeaBIOS.
+    pub firmware: Option<PathBuf>,
+    pub append: String,
+    pub memory_mib: u32,
+    /// Killed (and reported as failure) after this long.
+    pub timeout_secs: u32,
+    /// Extra QEMU arguments (devices, drives).
+    pub extra: Vec<String>,
+}
+
+/// Boot and wait for QEMU to exit (`-no-reboot`, so a guest poweroff/panic ends it). Returns
+/// the serial output; the full command line and output are in `log`.
+pub fn boot(sh: &Shell, b: &Boot, log: &Path) -> Result<String> {
+    let a = accel(sh);
+    let machine = format!("q35,accel={}", a.name());
+    let cpu = a.cpu();
+    let mem = b.memory_mib.to_string();
+    let t = b.timeout_secs.to_string();
+    let kernel = &b.kernel;
+    let append = &b.append;
+    let mut args: Vec<String> = Vec::new();
+    if let Some(fw) = &b.firmware {
+        args.extend(["-bios".into(), fw.display().to_string()]);
+    }
+    if let Some(i) = &b.initrd {
+        args.extend(["-initrd".into(), i.display().to_string()]);
+    }
+    args.extend(b.extra.iter().cloned());
+    let c = cmd!(
+        sh,
+        "timeout -k 5 {t} {QEMU} -machine {machine} -cpu {cpu} -smp 1 -m {mem} -nodefaults -display none -serial stdio -no-reboot -kernel {kernel} -append {append} {args...}"
+    );
+    let res = super::run_logged(c, log, None);
+    let out = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).with_context(|| format!("reading {}", log.display()))?;
+    res.with_context(|| format!("QEMU boot failed or timed out after {}s (exit 124 = timeout)", b.timeout_secs))?;
+    Ok(out)
+}
