@@ -91,6 +91,11 @@ fn acpi_fixtures_are_the_pinned_captures() {
         sha(&acpi("s1m2048").tables),
         "15916c1d398b4f341b12206b53fb57ad7632583ba404c2c8351e6fc3c0dd6410"
     );
+    // The MADT walk that checks --cpus against a capture.
+    assert_eq!(a.blobs().madt_cpu_count(), Some(1));
+    let mut no_madt = a.tables.clone();
+    no_madt[8458..8462].copy_from_slice(b"XXXX");
+    assert_eq!(AcpiBlobs { tables: &no_madt, ..a.blobs() }.madt_cpu_count(), None);
 }
 
 /// §2.1 parsed layouts.
@@ -274,4 +279,97 @@ fn rtmr0_bookworm_model_with_oracle_cfv() {
     m.events[1].digest = sha384(&fw[..0x84000]);
     let r = rtmr::replay_events(&m.events);
     assert_eq!(hex48(&r[0]), "02be814aafee6f200430a2aac43faaf0a6aada3c89b05e4dd7c1f0104b050b6f8f442f9032fe5fac882461c0e5d42ced");
+}
+
+/// A small deterministic PRNG (xorshift64*), so the robustness tests are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// `base` with a few random byte changes and a random truncation.
+    fn mutate(&mut self, base: &[u8]) -> Vec<u8> {
+        let mut v = base.to_vec();
+        for _ in 0..1 + self.below(4) {
+            let i = self.below(v.len());
+            v[i] = self.next() as u8;
+        }
+        v.truncate(self.below(v.len() + 1));
+        v
+    }
+}
+
+/// Random and mutated inputs never panic the event-log, quote, PE and TDVF parsers (the
+/// stable stand-in for the `fuzz/` targets `tdx_eventlog`, `tdx_quote` and `pe`).
+#[test]
+fn parsers_never_panic_on_random_or_mutated_input() {
+    use cvm_measurements::pe::authenticode_sha384;
+    use cvm_measurements::tdx::qemu::patch_kernel_setup_header;
+    use cvm_measurements::tdx::quote::TdxQuote;
+
+    let (fw, kernel) = (read("O1"), read("K1"));
+    let initrd = vec![0u8; 4096];
+    let a = acpi("s1m1024");
+    let m = measure(&boot(&fw, &kernel, &initrd, &a, GIB)).unwrap();
+    let log = m.to_ccel().to_bytes();
+    let header = &kernel[..0x2000];
+    let mut quote = vec![0u8; 48 + 584 + 4];
+    quote[0] = 4;
+    quote[4] = 0x81;
+    assert!(TdxQuote::parse(&quote).is_ok());
+    let fw_tail = &fw[fw.len() - 0x1000..];
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
+        let n = rng.below(1024);
+        let random: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        let _ = EventLog::parse(&random);
+        let _ = TdxQuote::parse(&random);
+        let _ = authenticode_sha384(&random);
+        let _ = TdvfDescriptor::parse(&random);
+
+        if let Ok(l) = EventLog::parse(&rng.mutate(&log)) {
+            let _ = rtmrs_from_ccel(&l);
+            assert_eq!(EventLog::parse(&l.to_bytes()).ok(), Some(l));
+        }
+        let _ = TdxQuote::parse(&rng.mutate(&quote));
+        let h = rng.mutate(header);
+        let _ = authenticode_sha384(&h);
+        let _ = patch_kernel_setup_header(&h, GIB, Some(1 << 20));
+        let _ = TdvfDescriptor::parse(&rng.mutate(fw_tail));
+    }
+}
+
+/// Truncated logs and quotes give errors that say what is missing where.
+#[test]
+fn truncated_log_and_quote_errors_are_clear() {
+    use cvm_measurements::tdx::quote::TdxQuote;
+    let (fw, kernel) = (read("O1"), read("K1"));
+    let initrd = vec![0u8; 4096];
+    let a = acpi("s1m1024");
+    let log = measure(&boot(&fw, &kernel, &initrd, &a, GIB))
+        .unwrap()
+        .to_ccel()
+        .to_bytes();
+    let err = EventLog::parse(&log[..log.len() - 3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("truncated") && err.contains("TCG_PCR_EVENT2.event"),
+        "{err}"
+    );
+    let err = TdxQuote::parse(&[4, 0, 2, 0, 0x81, 0, 0, 0])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("quote truncated") && err.contains("qe_svn"),
+        "{err}"
+    );
 }

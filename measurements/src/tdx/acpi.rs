@@ -20,7 +20,48 @@ pub const FW_CFG_TABLE_LOADER: &str = "etc/table-loader";
 pub const FW_CFG_ACPI_RSDP: &str = "etc/acpi/rsdp";
 pub const FW_CFG_ACPI_TABLES: &str = "etc/acpi/tables";
 
+/// ACPI table signature of the MADT.
+const MADT_SIGNATURE: &[u8; 4] = b"APIC";
+/// MADT interrupt-controller structure types that describe one CPU each: processor local APIC
+/// (0) and processor local x2APIC (9) (ACPI 6.5 §5.2.12).
+const MADT_LOCAL_APIC: u8 = 0;
+const MADT_LOCAL_X2APIC: u8 = 9;
+
 impl AcpiBlobs<'_> {
+    /// The number of CPUs the captured MADT describes, found by walking the tables blob (tables
+    /// are laid out back to back, each starting with its 4-byte signature and `u32` length).
+    /// `None` when the blob has no MADT or is malformed. Used to check that a capture matches
+    /// the declared vCPU count.
+    pub fn madt_cpu_count(&self) -> Option<usize> {
+        let t = self.tables;
+        let mut off = 0usize;
+        while let Some(h) = t.get(off..off + 8) {
+            let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            if len < 8 || h[..4].iter().all(|&b| b == 0) {
+                return None;
+            }
+            if &h[..4] == MADT_SIGNATURE {
+                // 36-byte header, u32 local APIC address, u32 flags, then structures.
+                let body = t.get(off + 44..off + len)?;
+                let mut n = 0;
+                let mut p = 0;
+                while let Some(s) = body.get(p..p + 2) {
+                    let (ty, l) = (s[0], s[1]);
+                    if l < 2 {
+                        return None;
+                    }
+                    if ty == MADT_LOCAL_APIC || ty == MADT_LOCAL_X2APIC {
+                        n += 1;
+                    }
+                    p += l as usize;
+                }
+                return Some(n);
+            }
+            off += len;
+        }
+        None
+    }
+
     /// `(fw_cfg name, bytes)` in the order TDVF measures them.
     pub fn in_order(&self) -> [(&'static str, &[u8]); 3] {
         [

@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 a verification found a mismatch, 2 the value could not be computed
 //! (bad input, missing file, unsupported firmware).
 
+mod explain;
 mod snp;
 mod tdx;
+mod verify;
 
 use clap::Parser;
 
@@ -15,12 +17,18 @@ enum Cli {
     Snp(snp::Args),
     /// Intel TDX MRTD and RTMR0-3; `tdx replay` replays a CCEL event log
     Tdx(tdx::Args),
+    /// Event-by-event diff of two CCEL event logs (exit 1 when they differ)
+    Explain(explain::Args),
+    /// Verify a signed measurement manifest and optionally its artefacts (exit 1 on mismatch)
+    Verify(verify::Args),
 }
 
 fn main() {
     let res = match Cli::parse() {
         Cli::Snp(a) => snp::run(a),
         Cli::Tdx(a) => tdx::run(a),
+        Cli::Explain(a) => explain::run(a),
+        Cli::Verify(a) => verify::run(a),
     };
     match res {
         Ok(code) => std::process::exit(code),

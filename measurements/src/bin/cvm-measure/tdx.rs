@@ -1,8 +1,356 @@
-//! `cvm-measure tdx` (not implemented yet).
+//! `cvm-measure tdx`: predict MRTD and RTMR0-3 of a QEMU + TDVF direct-boot TD, and emit the
+//! predicted event log (CCEL binary and JSON); `cvm-measure tdx replay` replays a CCEL log and
+//! optionally compares it with a TDX quote (exit 1 naming the register that differs).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cvm_measurements::eventlog::alg::TPM_ALG_SHA384;
+use cvm_measurements::eventlog::{ccel, event_type, EventLog, TcgPcrEvent2};
+use cvm_measurements::tdx::quote::TdxQuote;
+use cvm_measurements::tdx::rtmr::{measure, rtmrs_from_ccel, TdxBoot, TdxEvent};
+use cvm_measurements::tdx::{AcpiBlobs, OvmfEventModel, PageAddOrder, QemuModel};
+use serde_json::{json, Value};
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    measure: MeasureArgs,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("cvm-measure tdx is not implemented yet")
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Replay a CCEL event log: print every event and RTMR0-3; with --quote compare (exit 1 on mismatch)
+    Replay(ReplayArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PageOrder {
+    /// Per page: PAGE.ADD then its extends (KVM upstream, QEMU >= 9)
+    Single,
+    /// Per section: all PAGE.ADDs, then all extends (QEMU 8.x, Canonical 8.2.2)
+    TwoPass,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OvmfModel {
+    /// edk2 after efaf893 and before stable202505 (Debian/Ubuntu 2025.02)
+    Pre202505,
+    /// edk2 before efaf893: ReadyToBoot separator in RTMR0
+    LegacySeparatorInRtmr0,
+    /// edk2-stable202505 and later (refused: not derivable yet)
+    Stable202505,
+}
+
+#[derive(clap::Args)]
+struct MeasureArgs {
+    /// Unified TDVF/OVMF image (`-bios`), e.g. Debian's /usr/share/ovmf/OVMF.fd
+    #[arg(long, value_name = "FILE", required = true)]
+    firmware: Option<PathBuf>,
+    /// Number of vCPUs (`-smp`); checked against the MADT of the ACPI capture
+    #[arg(long, value_name = "N", required = true)]
+    cpus: Option<u32>,
+    /// Guest memory (`-m`): bytes with a K/M/G/T suffix (2048M, 4G); a bare number is MiB
+    #[arg(long, value_name = "SIZE", required = true, value_parser = parse_memory)]
+    memory: Option<u64>,
+    /// Kernel bzImage (`-kernel`)
+    #[arg(long, value_name = "FILE", required = true)]
+    kernel: Option<PathBuf>,
+    /// Initrd (`-initrd`)
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line (`-append`); OVMF appends ` initrd=initrd` when an initrd is given
+    #[arg(long, value_name = "STRING", default_value = "")]
+    cmdline: String,
+    /// Directory with the fw_cfg ACPI capture for this VM shape: table-loader, rsdp, tables
+    #[arg(long, value_name = "DIR", required_unless_present = "qemu")]
+    acpi_dir: Option<PathBuf>,
+    /// Capture ACPI by running this QEMU under TCG (not implemented yet: use --acpi-dir)
+    #[arg(long, value_name = "PATH", conflicts_with = "acpi_dir")]
+    qemu: Option<PathBuf>,
+    /// Page-add order of the host (default: from --qemu-version, >= 9 single, 8.x two-pass)
+    #[arg(long, value_enum)]
+    page_order: Option<PageOrder>,
+    /// QEMU version X.Y of the host: < 10.1 patches the kernel setup header (RTMR1)
+    #[arg(long, value_name = "X.Y", default_value = "10.0", value_parser = parse_version)]
+    qemu_version: (u32, u32),
+    /// The firmware's event model (which events TDVF measures, and where)
+    #[arg(long, value_enum, default_value = "pre202505")]
+    ovmf_model: OvmfModel,
+    /// Print {"mrtd":…,"rtmr0":…,…,"rtmr3":…} (lowercase hex)
+    #[arg(long)]
+    json: bool,
+    /// Write the predicted event log as a CCEL (TCG2 crypto-agile, SHA-384) binary
+    #[arg(long, value_name = "FILE")]
+    event_log_out: Option<PathBuf>,
+    /// Write the predicted event log as JSON
+    #[arg(long, value_name = "FILE")]
+    event_log_json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// CCEL event log (binary, e.g. /sys/firmware/acpi/tables/data/CCEL or --event-log-out)
+    #[arg(long, value_name = "FILE")]
+    event_log: PathBuf,
+    /// TDX quote (v4/v5) to compare RTMR0-3 with
+    #[arg(long, value_name = "FILE")]
+    quote: Option<PathBuf>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    match args.command {
+        Some(Command::Replay(r)) => replay(r),
+        None => run_measure(args.measure),
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+fn run_measure(a: MeasureArgs) -> Result<i32> {
+    let (Some(fw_path), Some(cpus), Some(memory), Some(kernel_path)) =
+        (&a.firmware, a.cpus, a.memory, &a.kernel)
+    else {
+        bail!("--firmware, --cpus, --memory and --kernel are required");
+    };
+    let firmware = read(fw_path, "firmware")?;
+    let kernel = read(kernel_path, "kernel")?;
+    let initrd = a.initrd.as_deref().map(|p| read(p, "initrd")).transpose()?;
+    let Some(dir) = &a.acpi_dir else {
+        bail!("--qemu capture is not implemented yet; capture the ACPI blobs once (design note §6) and pass --acpi-dir");
+    };
+    let loader = read(&dir.join("table-loader"), "ACPI table-loader")?;
+    let rsdp = read(&dir.join("rsdp"), "ACPI rsdp")?;
+    let tables = read(&dir.join("tables"), "ACPI tables")?;
+    let acpi = AcpiBlobs {
+        table_loader: &loader,
+        rsdp: &rsdp,
+        tables: &tables,
+    };
+    match acpi.madt_cpu_count() {
+        Some(n) if n as u32 != cpus => bail!("--cpus {cpus} but the MADT in {}/tables describes {n} CPUs: capture ACPI for this shape", dir.display()),
+        Some(_) => {}
+        None => bail!("{}/tables has no readable MADT: not a QEMU etc/acpi/tables capture", dir.display()),
+    }
+    let mut qemu = QemuModel::for_version(a.qemu_version.0, a.qemu_version.1);
+    if let Some(o) = a.page_order {
+        qemu.page_add_order = match o {
+            PageOrder::Single => PageAddOrder::SinglePass,
+            PageOrder::TwoPass => PageAddOrder::TwoPass,
+        };
+    }
+    let ovmf = match a.ovmf_model {
+        OvmfModel::Pre202505 => OvmfEventModel::Pre202505,
+        OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
+        OvmfModel::Stable202505 => OvmfEventModel::Stable202505,
+    };
+    let boot = TdxBoot {
+        firmware: &firmware,
+        memory_bytes: memory,
+        acpi,
+        kernel: &kernel,
+        initrd: initrd.as_deref(),
+        cmdline: &a.cmdline,
+        qemu,
+        ovmf,
+    };
+    let m = measure(&boot).context("computing TDX measurements")?;
+
+    if let Some(p) = &a.event_log_out {
+        std::fs::write(p, m.to_ccel().to_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &a.event_log_json {
+        let events: Vec<Value> = m
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| predicted_event_json(i + 1, e))
+            .collect();
+        let doc = serde_json::to_string_pretty(
+            &json!({ "events": events, "registers": registers_json(&m.mrtd, &m.rtmr) }),
+        )?;
+        std::fs::write(p, doc + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&registers_json(&m.mrtd, &m.rtmr))?
+        );
+    } else {
+        println!("MRTD:  {}", hex::encode(m.mrtd));
+        for (i, r) in m.rtmr.iter().enumerate() {
+            println!("RTMR{i}: {}", hex::encode(r));
+        }
+    }
+    Ok(0)
+}
+
+fn registers_json(mrtd: &[u8; 48], rtmr: &[[u8; 48]; 4]) -> Value {
+    json!({
+        "mrtd": hex::encode(mrtd),
+        "rtmr0": hex::encode(rtmr[0]),
+        "rtmr1": hex::encode(rtmr[1]),
+        "rtmr2": hex::encode(rtmr[2]),
+        "rtmr3": hex::encode(rtmr[3]),
+    })
+}
+
+fn predicted_event_json(index: usize, e: &TdxEvent) -> Value {
+    let mut v = event_json(index, &e.to_pcr_event2());
+    v["description"] = json!(e.description);
+    v
+}
+
+/// One CCEL event as JSON (shared with `explain`).
+pub fn event_json(index: usize, e: &TcgPcrEvent2) -> Value {
+    json!({
+        "index": index,
+        "mr_index": e.pcr_index,
+        "rtmr": ccel::rtmr_of_mr_index(e.pcr_index),
+        "event_type": e.event_type,
+        "event_type_name": event_type::name(e.event_type),
+        "digest": e.digest(TPM_ALG_SHA384).map(hex::encode),
+        "event_data": hex::encode(&e.event),
+    })
+}
+
+/// Read and parse a CCEL binary log.
+pub fn read_ccel(path: &Path) -> Result<EventLog> {
+    let bytes = read(path, "event log")?;
+    EventLog::parse(&bytes).with_context(|| format!("parsing event log {}", path.display()))
+}
+
+/// A one-line summary of an event for text output.
+pub fn event_line(index: usize, e: &TcgPcrEvent2) -> String {
+    let reg = ccel::rtmr_of_mr_index(e.pcr_index)
+        .map_or(format!("MR{}", e.pcr_index), |r| format!("RTMR{r}"));
+    let ty = event_type::name(e.event_type).map_or(format!("{:#x}", e.event_type), str::to_owned);
+    let digest = e
+        .digest(TPM_ALG_SHA384)
+        .map_or("(no sha384)".to_owned(), hex::encode);
+    format!("{index:3} {reg:5} {ty:34} {digest}")
+}
+
+fn replay(a: ReplayArgs) -> Result<i32> {
+    let log = read_ccel(&a.event_log)?;
+    let rtmr =
+        rtmrs_from_ccel(&log).with_context(|| format!("replaying {}", a.event_log.display()))?;
+    let quote = a
+        .quote
+        .as_deref()
+        .map(|p| -> Result<TdxQuote> {
+            TdxQuote::parse(&read(p, "quote")?)
+                .with_context(|| format!("parsing quote {}", p.display()))
+        })
+        .transpose()?;
+    let mismatches: Vec<usize> = quote.as_ref().map_or(Vec::new(), |q| {
+        (0..4).filter(|&i| q.body.rtmr[i] != rtmr[i]).collect()
+    });
+    if a.json {
+        let events: Vec<Value> = log
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| event_json(i + 1, e))
+            .collect();
+        let mut doc =
+            json!({ "events": events, "rtmr": rtmr.iter().map(hex::encode).collect::<Vec<_>>() });
+        if let Some(q) = &quote {
+            doc["quote"] = json!({ "mrtd": hex::encode(q.body.mr_td), "rtmr": q.body.rtmr.iter().map(hex::encode).collect::<Vec<_>>() });
+            doc["mismatches"] = json!(mismatches
+                .iter()
+                .map(|i| format!("rtmr{i}"))
+                .collect::<Vec<_>>());
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for (i, e) in log.events.iter().enumerate() {
+            println!("{}", event_line(i + 1, e));
+        }
+        for (i, r) in rtmr.iter().enumerate() {
+            println!("RTMR{i}: {}", hex::encode(r));
+        }
+        if let Some(q) = &quote {
+            println!("quote MRTD: {}", hex::encode(q.body.mr_td));
+        }
+    }
+    if let Some(q) = &quote {
+        for &i in &mismatches {
+            eprintln!(
+                "RTMR{i} mismatch: event log replays to {}, quote has {}",
+                hex::encode(rtmr[i]),
+                hex::encode(q.body.rtmr[i])
+            );
+        }
+        if !mismatches.is_empty() {
+            return Ok(1);
+        }
+        eprintln!("RTMR0-3 match the quote");
+    }
+    Ok(0)
+}
+
+/// `2048M`, `4G`, `1073741824B`, `512K`, or a bare number of MiB (as QEMU's `-m`).
+fn parse_memory(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'B' => 1u64,
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("unknown size suffix {c:?} (use K, M, G or T)")),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1 << 20),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 2048M or 4G"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} overflows"))?;
+    if bytes == 0 || bytes % 4096 != 0 {
+        return Err(format!("{s:?} is not a positive multiple of 4 KiB"));
+    }
+    Ok(bytes)
+}
+
+fn parse_version(s: &str) -> Result<(u32, u32), String> {
+    let mut it = s.split('.');
+    let major = it.next().and_then(|x| x.parse().ok());
+    let minor = it.next().map_or(Some(0), |x| x.parse().ok());
+    match (major, minor) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(format!("{s:?} is not a QEMU version like 10.0 or 8.2")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("2048M"), Ok(2 << 30));
+        assert_eq!(parse_memory("4G"), Ok(4 << 30));
+        assert_eq!(parse_memory("1024"), Ok(1 << 30));
+        assert!(parse_memory("4X").is_err());
+        assert!(parse_memory("0").is_err());
+        assert!(parse_memory("").is_err());
+        assert_eq!(parse_version("8.2.2"), Ok((8, 2)));
+        assert!(parse_version("x").is_err());
+    }
 }
