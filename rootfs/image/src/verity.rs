@@ -23,13 +23,13 @@
 //! **Superblock UUID.** Derived from the root hash ([`superblock_uuid`]), like systemd-repart
 //! derives partition UUIDs from it. It is not covered by the root hash.
 //!
-//! [`format`] streams the data (memory: one 4 MiB chunk plus the tree, 1/128 of the data) and
-//! hashes the data blocks of each chunk on all available cores; the result does not depend on
-//! the number of threads.
+//! [`format`] streams the data (memory: a few 4 MiB chunks plus the tree, 1/128 of the data):
+//! a reader thread fills chunks, one persistent worker per core hashes them; the result does
+//! not depend on the number of threads.
 
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 /// Size of a data block and of a hash block, in bytes (`--data-block-size`, `--hash-block-size`).
 pub const BLOCK_BYTES: u32 = 4096;
@@ -235,16 +235,29 @@ pub fn format(
     Ok(verity)
 }
 
-/// Read `data` in chunks and return the concatenated level-0 hashes (32 bytes per data block).
-/// A reader thread fills the next chunk while the current one is hashed on all cores; three
-/// chunk buffers circulate between them.
+/// Read `data` in chunks and return the concatenated level-0 hashes (32 bytes per data block),
+/// hashing on all cores.
 fn hash_data_blocks(data: impl Read + Send, salt: &Salt) -> Result<Vec<u8>, Error> {
-    let threads = std::thread::available_parallelism()
+    let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(1);
+    hash_data_blocks_with(data, salt, workers)
+}
+
+/// The pipeline of [`hash_data_blocks`]: one reader thread fills 4 MiB chunks; `workers`
+/// persistent threads each hash whole chunks; this thread puts the chunk hashes back in
+/// order and returns the buffers to the reader. `workers + 2` buffers circulate.
+fn hash_data_blocks_with(
+    data: impl Read + Send,
+    salt: &Salt,
+    workers: usize,
+) -> Result<Vec<u8>, Error> {
+    let workers = workers.max(1);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>, usize)>(workers);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Vec<u8>, Vec<u8>)>();
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
-    for _ in 0..3 {
+    for _ in 0..workers + 2 {
         empty_tx
             .send(vec![0u8; CHUNK_BLOCKS * BLOCK])
             .expect("receiver is alive");
@@ -253,7 +266,8 @@ fn hash_data_blocks(data: impl Read + Send, salt: &Salt) -> Result<Vec<u8>, Erro
         let reader = s.spawn(move || -> Result<(), Error> {
             let mut data = data;
             let mut offset = 0u64;
-            while let Ok(mut buf) = empty_rx.recv() {
+            for index in 0.. {
+                let Ok(mut buf) = empty_rx.recv() else { break };
                 let filled = read_full(&mut data, &mut buf)
                     .map_err(|source| Error::Read { offset, source })?;
                 offset += filled as u64;
@@ -261,18 +275,39 @@ fn hash_data_blocks(data: impl Read + Send, salt: &Salt) -> Result<Vec<u8>, Erro
                     return Err(Error::DataNotBlockAligned { bytes: offset });
                 }
                 let last = filled < buf.len();
-                if full_tx.send((buf, filled)).is_err() || last {
+                if work_tx.send((index, buf, filled)).is_err() || last {
                     break;
                 }
             }
             Ok(())
         });
+        for _ in 0..workers {
+            let (done_tx, work_rx) = (done_tx.clone(), &work_rx);
+            s.spawn(move || loop {
+                let job = work_rx
+                    .lock()
+                    .expect("no worker panics holding the lock")
+                    .recv();
+                let Ok((index, buf, filled)) = job else { break };
+                let mut leaves = vec![0u8; filled / BLOCK * DIGEST_BYTES];
+                hash_blocks(salt, &buf[..filled], &mut leaves);
+                if done_tx.send((index, buf, leaves)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
         let mut leaves = Vec::new();
-        for (buf, filled) in full_rx.iter() {
-            let start = leaves.len();
-            leaves.resize(start + filled / BLOCK * DIGEST_BYTES, 0);
-            hash_blocks_parallel(salt, &buf[..filled], &mut leaves[start..], threads);
+        let mut pending = std::collections::BTreeMap::new();
+        for (index, buf, chunk_leaves) in done_rx.iter() {
             let _ = empty_tx.send(buf);
+            pending.insert(index, chunk_leaves);
+            while let Some(next) = pending
+                .first_entry()
+                .filter(|e| *e.key() == leaves.len() / (CHUNK_BLOCKS * DIGEST_BYTES))
+            {
+                leaves.extend_from_slice(&next.remove());
+            }
         }
         reader.join().expect("verity reader thread panicked")?;
         if leaves.is_empty() {
@@ -296,27 +331,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// `out[32*i..32*(i+1)] = sha256(salt ‖ blocks[4096*i..4096*(i+1)])`, split across threads.
-fn hash_blocks_parallel(salt: &Salt, blocks: &[u8], out: &mut [u8], threads: usize) {
-    let n = blocks.len() / BLOCK;
-    let per_thread = n.div_ceil(threads.max(1)).max(1);
-    if threads <= 1 || n < 2 * threads {
-        return hash_blocks(salt, blocks, out);
-    }
-    std::thread::scope(|s| {
-        let mut jobs = blocks
-            .chunks(per_thread * BLOCK)
-            .zip(out.chunks_mut(per_thread * DIGEST_BYTES));
-        let first = jobs.next();
-        for (b, o) in jobs {
-            s.spawn(move || hash_blocks(salt, b, o));
-        }
-        if let Some((b, o)) = first {
-            hash_blocks(salt, b, o);
-        }
-    });
-}
-
+/// `out[32*i..32*(i+1)] = sha256(salt ‖ blocks[4096*i..4096*(i+1)])`.
 fn hash_blocks(salt: &Salt, blocks: &[u8], out: &mut [u8]) {
     for (b, o) in blocks
         .chunks_exact(BLOCK)
@@ -592,12 +607,36 @@ mod tests {
         let v = format(Dribble(&d), &mut out, &salt, HashLayout::NoSuperblock).unwrap();
         let (_, root) = build_levels(whole, &salt);
         assert_eq!(v.root_hash, root);
-        for t in 1..5 {
-            let mut o = vec![0u8; 300 * 32];
-            hash_blocks_parallel(&salt, &d[..300 * BLOCK], &mut o, t);
-            let mut want = vec![0u8; 300 * 32];
-            hash_blocks(&salt, &d[..300 * BLOCK], &mut want);
-            assert_eq!(o, want, "threads = {t}");
+        let mut want = vec![0u8; (CHUNK_BLOCKS * 2 + 300) * 32];
+        let d = data(CHUNK_BLOCKS * 2 + 300);
+        hash_blocks(&salt, &d, &mut want);
+        for workers in 1..5 {
+            let got = hash_data_blocks_with(Dribble(&d), &salt, workers).unwrap();
+            assert!(got == want, "workers = {workers}");
+        }
+    }
+
+    #[test]
+    fn read_error_is_reported_not_hung() {
+        // Fails after three full chunks, while workers are busy.
+        struct Failing(u64);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 >= 3 * (CHUNK_BLOCKS * BLOCK) as u64 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(BLOCK);
+                buf[..n].fill(1);
+                self.0 += n as u64;
+                Ok(n)
+            }
+        }
+        for workers in 1..4 {
+            let e = hash_data_blocks_with(Failing(0), &Salt([0; 32]), workers).unwrap_err();
+            assert!(
+                matches!(e, Error::Read { offset, .. } if offset == 3 * (CHUNK_BLOCKS * BLOCK) as u64),
+                "{e}"
+            );
         }
     }
 
