@@ -103,15 +103,18 @@ pub fn sha384(data: &[u8]) -> LaunchDigest {
     Sha384::digest(data).into()
 }
 
-/// SHA-384 of each 4 KiB page of `data` (a multiple of 4 KiB), computed on up to
-/// `available_parallelism` threads: the page hashes are independent, only the `PAGE_INFO`
-/// chain is sequential.
+/// Threads hashing firmware pages. Fixed, not probed: `available_parallelism` reads cgroup
+/// files, and this library does no I/O. Two matches the project's reference machines.
+const PAGE_HASH_THREADS: usize = 2;
+
+/// SHA-384 of each 4 KiB page of `data` (a multiple of 4 KiB), split over
+/// [`PAGE_HASH_THREADS`] threads: the page hashes are independent, only the `PAGE_INFO` chain
+/// is sequential.
 pub fn page_hashes(data: &[u8]) -> Vec<LaunchDigest> {
     let pages = data.len() / PAGE_BYTES;
     let mut out = vec![[0u8; LD_BYTES]; pages];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let per = pages.div_ceil(threads.max(1)).max(64);
-    if threads <= 1 || pages <= per {
+    let per = pages.div_ceil(PAGE_HASH_THREADS).max(64);
+    if pages <= per {
         for (o, p) in out.iter_mut().zip(data.chunks_exact(PAGE_BYTES)) {
             *o = sha384(p);
         }
