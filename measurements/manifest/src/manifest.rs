@@ -1,0 +1,419 @@
+//! `Manifest`: what an image build produced and the measurements predicted for it, written as
+//! canonical JSON (`manifest.json`). Versioned by `schema_version`; no clock time (only an optional
+//! `source_date_epoch`), no absolute paths, no host names, keys sorted.
+
+use crate::canonical;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The schema this crate writes and reads; any other version is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The manifest's file name in the output directory (also its in-toto subject name).
+pub const FILE_NAME: &str = "manifest.json";
+
+/// Well-known artefact roles. A build may add others (`kernel-config`, `ovmf-tdx-vars`, ...):
+/// a role is `[a-z0-9][a-z0-9._-]*`, unique in a manifest.
+pub mod role {
+    pub const KERNEL: &str = "kernel";
+    pub const INITRD: &str = "initrd";
+    pub const OVMF_TDX: &str = "ovmf-tdx";
+    pub const OVMF_SNP: &str = "ovmf-snp";
+    pub const OVMF_VTPM: &str = "ovmf-vtpm";
+    pub const ROOTFS: &str = "rootfs";
+    pub const VERITY: &str = "verity";
+    pub const DISK: &str = "disk";
+}
+
+/// The measurement manifest of one image build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    pub image: ImageInfo,
+    /// `SOURCE_DATE_EPOCH` of the build, if set: the only time in a manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_date_epoch: Option<u64>,
+    /// Build outputs; paths relative to the manifest's directory. Sorted by role when written.
+    pub artefacts: Vec<Artefact>,
+    /// Pinned build inputs (source packages, tarballs, fixtures). Sorted by name when written.
+    #[serde(default)]
+    pub inputs: Vec<Input>,
+    /// Versions of the programs the build ran (`mkosi` → `25.3`), for reproduction.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity: Option<Verity>,
+    /// The kernel command line exactly as measured.
+    pub cmdline: String,
+    /// Digests of the initdata document, algorithm → lowercase hex (`sha256`, `sha384`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub initdata_digest: BTreeMap<String, String>,
+    /// Predicted measurements, one entry per VM shape of the spec.
+    #[serde(default)]
+    pub shapes: Vec<ShapeMeasurements>,
+}
+
+/// Identity of the image (from the spec's `[image]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageInfo {
+    pub name: String,
+    pub version: String,
+    /// A test image may contain mock TEE parts; a verifier for production must refuse it.
+    pub test_image: bool,
+}
+
+/// One output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artefact {
+    /// See [`role`].
+    pub role: String,
+    /// `/`-separated, relative to the manifest's directory, inside it.
+    pub path: String,
+    /// Lowercase hex.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// One pinned input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// What it is (`linux-source-6.12_6.12.117-1~deb12u1_all.deb`).
+    pub name: String,
+    /// Lowercase hex.
+    pub sha256: String,
+    /// Package version, when the input is a package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// dm-verity parameters of the root file system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verity {
+    /// Root hash, lowercase hex.
+    pub root_hash: String,
+    /// Salt, lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+}
+
+/// Predicted measurements for one VM shape. The per-TEE values are open JSON objects (or arrays
+/// of objects, one per vCPU count) that the TDX, SNP and vTPM code fill:
+/// `tdx: {mrtd, rtmr0..rtmr3}`, `snp: [{vcpus, vcpu_sig, guest_features, policy,
+/// launch_digest}]`, `vtpm: {pcrs: {"4": "<hex>"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeMeasurements {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdx: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtpm: Option<Value>,
+}
+
+/// Why a manifest is not acceptable; `field` is a JSON path (`artefacts[2].sha256`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("manifest is not valid JSON of schema {SCHEMA_VERSION}: {0}")]
+    Json(String),
+    #[error("manifest {field}: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field_err(field: impl Into<String>, problem: impl Into<String>) -> ManifestError {
+    ManifestError::Field {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Lowercase hex of exactly `len` bytes?
+pub(crate) fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == 2 * len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn check_sha256(field: String, s: &str) -> Result<(), ManifestError> {
+    if is_hex(s, 32) {
+        Ok(())
+    } else {
+        Err(field_err(
+            field,
+            format!("{s:?} is not 64 lowercase hex digits"),
+        ))
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// A relative `/`-separated path with no `.`, `..` or empty component.
+pub(crate) fn is_clean_relative(p: &str) -> bool {
+    !p.is_empty()
+        && !p.contains('\\')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+impl Manifest {
+    /// A manifest with no artefacts or measurements yet.
+    pub fn new(image: ImageInfo, cmdline: String) -> Manifest {
+        Manifest {
+            schema_version: SCHEMA_VERSION,
+            image,
+            source_date_epoch: None,
+            artefacts: Vec::new(),
+            inputs: Vec::new(),
+            tools: BTreeMap::new(),
+            verity: None,
+            cmdline,
+            initdata_digest: BTreeMap::new(),
+            shapes: Vec::new(),
+        }
+    }
+
+    /// The artefact with role `role`.
+    pub fn artefact(&self, role: &str) -> Option<&Artefact> {
+        self.artefacts.iter().find(|a| a.role == role)
+    }
+
+    /// Check the invariants a written or read manifest must hold.
+    pub fn check(&self) -> Result<(), ManifestError> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(field_err(
+                "schema_version",
+                format!(
+                    "{} is not supported (this build reads {SCHEMA_VERSION})",
+                    self.schema_version
+                ),
+            ));
+        }
+        if self.image.name.is_empty() {
+            return Err(field_err("image.name", "is empty"));
+        }
+        for (i, a) in self.artefacts.iter().enumerate() {
+            let f = |k: &str| format!("artefacts[{i}].{k}");
+            if !is_name(&a.role) {
+                return Err(field_err(
+                    f("role"),
+                    format!("{:?} is not [a-z0-9][a-z0-9._-]*", a.role),
+                ));
+            }
+            if self.artefacts[..i].iter().any(|b| b.role == a.role) {
+                return Err(field_err(f("role"), format!("{:?} appears twice", a.role)));
+            }
+            if !is_clean_relative(&a.path) {
+                return Err(field_err(
+                    f("path"),
+                    format!(
+                        "{:?} is not a relative path inside the output directory",
+                        a.path
+                    ),
+                ));
+            }
+            check_sha256(f("sha256"), &a.sha256)?;
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            check_sha256(format!("inputs[{i}].sha256"), &input.sha256)?;
+        }
+        if let Some(v) = &self.verity {
+            if !is_hex(&v.root_hash, v.root_hash.len() / 2) || v.root_hash.is_empty() {
+                return Err(field_err(
+                    "verity.root_hash",
+                    format!("{:?} is not lowercase hex", v.root_hash),
+                ));
+            }
+        }
+        for (alg, d) in &self.initdata_digest {
+            if d.is_empty() || !is_hex(d, d.len() / 2) {
+                return Err(field_err(
+                    format!("initdata_digest.{alg}"),
+                    format!("{d:?} is not lowercase hex"),
+                ));
+            }
+        }
+        for (i, s) in self.shapes.iter().enumerate() {
+            if !is_name(&s.name) {
+                return Err(field_err(
+                    format!("shapes[{i}].name"),
+                    format!("{:?} is not [a-z0-9][a-z0-9._-]*", s.name),
+                ));
+            }
+            if self.shapes[..i].iter().any(|t| t.name == s.name) {
+                return Err(field_err(
+                    format!("shapes[{i}].name"),
+                    format!("{:?} appears twice", s.name),
+                ));
+            }
+            for (tee, v) in [("tdx", &s.tdx), ("snp", &s.snp), ("vtpm", &s.vtpm)] {
+                let ok = match v {
+                    None | Some(Value::Object(_)) => true,
+                    Some(Value::Array(a)) => a.iter().all(Value::is_object),
+                    Some(_) => false,
+                };
+                if !ok {
+                    return Err(field_err(
+                        format!("shapes[{i}].{tee}"),
+                        "must be an object or an array of objects",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest as canonical JSON (pretty, trailing newline), artefacts sorted by role and
+    /// inputs by name, after [`Manifest::check`]. These bytes are what gets signed.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ManifestError> {
+        self.check()?;
+        let mut m = self.clone();
+        m.artefacts.sort_by(|a, b| a.role.cmp(&b.role));
+        m.inputs
+            .sort_by(|a, b| (&a.name, &a.sha256).cmp(&(&b.name, &b.sha256)));
+        canonical::to_pretty(&m).map_err(|e| ManifestError::Json(e.to_string()))
+    }
+
+    /// Parse and check manifest bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+        m.check()?;
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn sample() -> Manifest {
+        let mut m = Manifest::new(
+            ImageInfo {
+                name: "cvm-test".into(),
+                version: "0.1.0".into(),
+                test_image: true,
+            },
+            "console=ttyS0 ro".into(),
+        );
+        m.source_date_epoch = Some(1_700_000_000);
+        m.artefacts.push(Artefact {
+            role: role::ROOTFS.into(),
+            path: "rootfs.erofs".into(),
+            sha256: "11".repeat(32),
+            size: 4096,
+        });
+        m.artefacts.push(Artefact {
+            role: role::KERNEL.into(),
+            path: "kernel/bzImage".into(),
+            sha256: "22".repeat(32),
+            size: 10,
+        });
+        m.inputs.push(Input {
+            name: "edk2.orig.tar.xz".into(),
+            sha256: "33".repeat(32),
+            version: Some("2025.02".into()),
+        });
+        m.verity = Some(Verity {
+            root_hash: "44".repeat(32),
+            salt: None,
+        });
+        m.initdata_digest.insert("sha384".into(), "55".repeat(48));
+        m.shapes.push(ShapeMeasurements {
+            name: "milan-1c-2g".into(),
+            tdx: Some(json!({"rtmr0": "aa", "mrtd": "bb"})),
+            snp: Some(json!([{"vcpus": 1, "launch_digest": "cc"}])),
+            vtpm: Some(json!({"pcrs": {"4": "dd"}})),
+        });
+        m
+    }
+
+    #[test]
+    fn bytes_are_canonical_and_round_trip() {
+        let m = sample();
+        let bytes = m.to_bytes().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        // Sorted artefacts and keys: "kernel" before "rootfs", "mrtd" before "rtmr0".
+        assert!(
+            text.find("\"kernel\"").unwrap() < text.find("\"rootfs\"").unwrap(),
+            "{text}"
+        );
+        assert!(
+            text.find("\"mrtd\"").unwrap() < text.find("\"rtmr0\"").unwrap(),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("{\n  \"artefacts\": [") && text.ends_with("}\n"),
+            "{text}"
+        );
+        let back = Manifest::from_bytes(&bytes).unwrap();
+        assert_eq!(back.to_bytes().unwrap(), bytes);
+        assert_eq!(back.artefact(role::KERNEL).unwrap().size, 10);
+    }
+
+    #[test]
+    fn refuses_bad_manifests() {
+        let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
+            (Box::new(|m| m.schema_version = 2), "schema_version"),
+            (
+                Box::new(|m| m.artefacts[0].path = "/abs/rootfs".into()),
+                "artefacts[0].path",
+            ),
+            (
+                Box::new(|m| m.artefacts[1].path = "../x".into()),
+                "artefacts[1].path",
+            ),
+            (
+                Box::new(|m| m.artefacts[1].role = "rootfs".into()),
+                "artefacts[1].role",
+            ),
+            (
+                Box::new(|m| m.artefacts[0].sha256 = "AB".repeat(32)),
+                "artefacts[0].sha256",
+            ),
+            (
+                Box::new(|m| m.inputs[0].sha256.pop().map(|_| ()).unwrap()),
+                "inputs[0].sha256",
+            ),
+            (
+                Box::new(|m| m.shapes.push(m.shapes[0].clone())),
+                "shapes[1].name",
+            ),
+            (
+                Box::new(|m| m.shapes[0].tdx = Some(json!("x"))),
+                "shapes[0].tdx",
+            ),
+            (
+                Box::new(|m| m.verity.as_mut().unwrap().root_hash = "xyz".into()),
+                "verity.root_hash",
+            ),
+        ];
+        for (edit, field) in cases {
+            let mut m = sample();
+            edit(&mut m);
+            let e = m.to_bytes().unwrap_err();
+            assert!(
+                matches!(&e, ManifestError::Field { field: f, .. } if f == field),
+                "{field}: {e}"
+            );
+        }
+        let unknown = br#"{"schema_version":1,"image":{"name":"a","version":"1","test_image":true},"artefacts":[],"cmdline":"","when":"now"}"#;
+        assert!(
+            matches!(Manifest::from_bytes(unknown), Err(ManifestError::Json(e)) if e.contains("when"))
+        );
+    }
+}
