@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 /// Debian packages for the test suite's oracles (bookworm unless noted).
-const TEST_PACKAGES: &[&str] = &["python3-venv", "cryptsetup-bin", "gdisk", "dosfstools", "mtools", "fdisk", "binutils"];
+const TEST_PACKAGES: &[&str] = &["python3-venv", "cryptsetup-bin", "gdisk", "dosfstools", "mtools", "fdisk", "binutils", "swtpm", "swtpm-tools"];
 
 pub fn run(sh: &Shell, flags: &InstallFlags) -> Result<()> {
     match flags.set.as_str() {
