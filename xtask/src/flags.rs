@@ -19,6 +19,8 @@ pub enum Cmd {
     Test(TestFlags),
     /// Build the dm-verity root file system (mkosi + erofs + Rust verity) and, with --kernel, the GPT disk
     BuildRootfs(BuildRootfsFlags),
+    /// Publish a signed manifest: push it as an OCI artifact and/or register its reference values with an RVPS (loopback only)
+    Publish(PublishFlags),
 }
 
 #[derive(Args)]
@@ -43,4 +45,26 @@ pub struct BuildRootfsFlags {
     /// Skip installing packages (assume `cargo xtask install rootfs` ran)
     #[arg(long)]
     pub no_install: bool,
+}
+
+#[derive(Args)]
+pub struct PublishFlags {
+    /// The measurement manifest (out/<name>/manifest.json)
+    #[arg(long)]
+    pub manifest: std::path::PathBuf,
+    /// Its DSSE envelope (in-toto Statement whose subject is the manifest)
+    #[arg(long)]
+    pub envelope: std::path::PathBuf,
+    /// RVPS gRPC endpoint to register with, e.g. http://127.0.0.1:50003
+    #[arg(long)]
+    pub rvps: Option<String>,
+    /// OCI reference to push to, e.g. 127.0.0.1:5000/guest/refvals:v0.1.0
+    #[arg(long)]
+    pub oci: Option<String>,
+    /// Also register versioned ids rvps:///<RV_PREFIX>/<platform>/<id>:<RV_TAG>, e.g. example.org/guest
+    #[arg(long, requires = "rv_tag")]
+    pub rv_prefix: Option<String>,
+    /// The tag of the versioned ids, e.g. v0.1.0
+    #[arg(long, requires = "rv_prefix")]
+    pub rv_tag: Option<String>,
 }

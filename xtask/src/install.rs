@@ -7,6 +7,11 @@ use xshell::Shell;
 
 /// Debian packages for the test suite's oracles (bookworm unless noted).
 const TEST_PACKAGES: &[&str] = &["python3-venv", "cryptsetup-bin", "gdisk", "dosfstools", "mtools", "fdisk", "binutils", "swtpm", "swtpm-tools"];
+/// Publishing oracles (bookworm): protoc for the cvm-publish codegen staleness test,
+/// docker-registry 2.8 for the OCI push test.
+const PUBLISH_TEST_PACKAGES: &[&str] = &["protobuf-compiler", "docker-registry"];
+/// Publishing oracles only in trixie: oras 1.2.
+const PUBLISH_TEST_PACKAGES_TRIXIE: &[&str] = &["oras"];
 
 pub fn run(sh: &Shell, flags: &InstallFlags) -> Result<()> {
     match flags.set.as_str() {
@@ -21,6 +26,8 @@ pub fn install_test(sh: &Shell) -> Result<()> {
     apt::ensure_suites(sh)?;
     tools::stage("install: Debian packages for the test oracles");
     apt::install(sh, None, TEST_PACKAGES)?;
+    apt::install(sh, None, PUBLISH_TEST_PACKAGES)?;
+    apt::install(sh, Some("trixie"), PUBLISH_TEST_PACKAGES_TRIXIE)?;
     tools::stage("install: Python venv with sev-snp-measure (PyPI)");
     python::ensure_venv(sh)?;
     Ok(())

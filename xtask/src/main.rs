@@ -5,6 +5,7 @@ mod build_rootfs;
 mod fixtures;
 mod flags;
 mod install;
+mod publish;
 mod stages;
 mod test;
 mod tools;
@@ -20,5 +21,6 @@ fn main() -> Result<()> {
         flags::Cmd::Fixtures => fixtures::run(&sh).map(|_| ()),
         flags::Cmd::Test(f) => test::run(&sh, &f),
         flags::Cmd::BuildRootfs(f) => build_rootfs::run(&sh, &f),
+        flags::Cmd::Publish(f) => publish::run(&f),
     }
 }
