@@ -32,23 +32,30 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
     let out = root.join("out").join(&name);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut artefacts = Vec::new();
+    let mut summary = Vec::new();
     let want = |s: &str| flags.only.is_empty() || flags.only.iter().any(|o| o == s);
 
     if want("kernel") {
         let k = kernel::build(sh, &kernel::KernelInputs::from_repo(&root)?, flags.no_cache)?;
+        summary.push(format!("kernel: {:?} {}", k.outcome, k.dir.display()));
         artefacts.push(place(&out, "kernel", &k.bz_image, "kernel/bzImage")?);
-        place(&out, "kernel-config", &k.config, "kernel/config")?;
+        artefacts.push(place(&out, "kernel-config", &k.config, "kernel/config")?);
     }
     if want("firmware") {
         let inputs = firmware::FirmwareInputs::from_repo(&root)?;
         for fw in firmware::build(sh, &inputs, &flags.variant, flags.no_cache)? {
+            summary.push(format!("{}: {:?} {}", fw.role, fw.outcome, fw.dir.display()));
             for (i, f) in fw.files.iter().enumerate() {
-                let role = if i == 0 { fw.role.clone() } else { format!("{}-{}", fw.role, f.trim_end_matches(".fd").to_lowercase().replace('_', "-")) };
+                // OVMF.fd takes the variant's role; OVMF_CODE.fd -> `<role>-code`, OVMF_VARS.fd -> `<role>-vars`.
+                let role = if i == 0 { fw.role.clone() } else { format!("{}-{}", fw.role, f.trim_end_matches(".fd").trim_start_matches("OVMF_").to_lowercase()) };
                 artefacts.push(place(&out, &role, &fw.dir.join(f), &format!("firmware/{}/{f}", fw.role))?);
             }
         }
     }
     let manifest = write_manifest(&out, &name, &artefacts)?;
+    for s in &summary {
+        eprintln!("    {s}");
+    }
     eprintln!("==> build-image {name}: done in {} -> {}", crate::progress::fmt_duration(start.elapsed()), out.join("manifest.json").display());
     if flags.json {
         println!("{manifest}");

@@ -17,6 +17,10 @@ pub enum Cmd {
     Fixtures,
     /// Run the whole test suite: unit tests, golden vectors, third-party oracles (installs tools)
     Test(TestFlags),
+    /// Build the image's kernel and firmware from pinned sources (cached) into out/<name>/
+    BuildImage(BuildImageFlags),
+    /// Boot the cached kernel + OvmfPkgX64 firmware under QEMU to an initramfs marker (run build-image first)
+    BootSmoke,
     /// Build the dm-verity root file system (mkosi + erofs + Rust verity) and, with --kernel, the GPT disk
     BuildRootfs(BuildRootfsFlags),
     /// Publish a signed manifest: push it as an OCI artifact and/or register its reference values with an RVPS (loopback only)
@@ -67,4 +71,27 @@ pub struct PublishFlags {
     /// The tag of the versioned ids, e.g. v0.1.0
     #[arg(long, requires = "rv_prefix")]
     pub rv_tag: Option<String>,
+}
+
+#[derive(Args)]
+pub struct BuildImageFlags {
+    /// Image spec (TOML); only its name is used so far (default: `default`)
+    #[arg(long)]
+    pub spec: Option<std::path::PathBuf>,
+    /// Print the manifest JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Rebuild every stage even on a cache hit, replacing the entry and reporting whether
+    /// the new outputs are identical to the cached ones (a reproducibility check)
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run only these stages: `kernel`, `firmware` (repeatable; default: all)
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Build only these firmware variants by role: `ovmf-tdx`, `ovmf-snp`, `ovmf-vtpm` (repeatable; default: all)
+    #[arg(long)]
+    pub variant: Vec<String>,
+    /// Skip installing build dependencies (assume `cargo xtask install build` ran)
+    #[arg(long)]
+    pub no_install: bool,
 }

@@ -15,9 +15,11 @@ const PUBLISH_TEST_PACKAGES_TRIXIE: &[&str] = &["oras"];
 
 pub fn run(sh: &Shell, flags: &InstallFlags) -> Result<()> {
     match flags.set.as_str() {
-        "test" | "all" => install_test(sh),
+        "test" => install_test(sh),
+        "build" => install_build(sh),
+        "all" => install_test(sh).and_then(|()| install_build(sh)),
         "rootfs" => install_rootfs(sh),
-        other => bail!("unknown tool set {other:?}: use `test` or `all`"),
+        other => bail!("unknown tool set {other:?}: use `test`, `build` or `all`"),
     }
 }
 
@@ -43,5 +45,23 @@ pub fn install_rootfs(sh: &Shell) -> Result<()> {
     apt::ensure_suites(sh)?;
     tools::stage("install: mkosi 25 and erofs-utils 1.8 from trixie");
     apt::install(sh, Some("trixie"), ROOTFS_PACKAGES_TRIXIE)?;
+    Ok(())
+}
+
+/// Debian (bookworm) packages for the kernel and edk2 builds and the boot smoke test.
+const BUILD_PACKAGES: &[&str] = &[
+    "build-essential", "bc", "flex", "bison", "libelf-dev", "libssl-dev", "cpio", "xz-utils", "patch",
+    "nasm", "acpica-tools", "uuid-dev", "python3", "busybox-static",
+];
+/// From trixie (pinned at priority 100, so installed by name with `-t trixie`).
+const BUILD_PACKAGES_TRIXIE: &[&str] = &["qemu-system-x86"];
+
+/// Install what `cargo xtask build-image` and `boot-smoke` need (kernel + edk2 toolchains, QEMU).
+pub fn install_build(sh: &Shell) -> Result<()> {
+    tools::stage("install: apt suites and pins (trixie, bookworm-backports at priority 100)");
+    apt::ensure_suites(sh)?;
+    tools::stage("install: Debian packages for kernel and firmware builds");
+    apt::install(sh, None, BUILD_PACKAGES)?;
+    apt::install(sh, Some("trixie"), BUILD_PACKAGES_TRIXIE)?;
     Ok(())
 }

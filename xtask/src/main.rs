@@ -1,10 +1,14 @@
 //! `cargo xtask`: orchestration of the image pipeline. This is the only crate that runs
 //! external programs (through [`tools`]); the logic lives in the library crates.
 
+mod boot_smoke;
+mod build_image;
 mod build_rootfs;
+mod cache;
 mod fixtures;
 mod flags;
 mod install;
+mod progress;
 mod publish;
 mod stages;
 mod test;
@@ -20,6 +24,8 @@ fn main() -> Result<()> {
         flags::Cmd::Install(f) => install::run(&sh, &f),
         flags::Cmd::Fixtures => fixtures::run(&sh).map(|_| ()),
         flags::Cmd::Test(f) => test::run(&sh, &f),
+        flags::Cmd::BuildImage(f) => build_image::run(&sh, &f),
+        flags::Cmd::BootSmoke => boot_smoke::run(&sh),
         flags::Cmd::BuildRootfs(f) => build_rootfs::run(&sh, &f),
         flags::Cmd::Publish(f) => publish::run(&f),
     }

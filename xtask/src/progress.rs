@@ -40,10 +40,6 @@ impl Stage {
         eprintln!("==> {} [{}/{}] {what} ({})", self.name, self.step, self.total, fmt_duration(self.start.elapsed()));
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-
     /// Close the stage with a summary.
     pub fn done(&self, summary: &str) {
         eprintln!("==> {} done in {}: {summary}", self.name, fmt_duration(self.start.elapsed()));

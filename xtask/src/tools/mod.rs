@@ -3,9 +3,13 @@
 //! One submodule per program family; stages call their typed functions.
 
 pub mod apt;
+pub mod edk2;
 pub mod erofs;
+pub mod make;
 pub mod mkosi;
 pub mod python;
+pub mod qemu;
+pub mod tar;
 pub mod veritysetup;
 
 use anyhow::{Context, Result};
@@ -62,4 +66,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// Run a long program with stdout+stderr streamed to `log` (created, with the command line as
+/// its first line), printing the command line first and, with `heartbeat = Some((label,
+/// is_unit))`, a periodic "still building" line counting log lines matching `is_unit`.
+/// On failure the error carries the exact command line, exit status and the log's last lines.
+pub fn run_logged(cmd: xshell::Cmd<'_>, log: &Path, heartbeat: Option<(&str, fn(&str) -> bool)>) -> Result<()> {
+    use std::io::Write;
+    let line = cmd.to_string();
+    eprintln!("$ {line}");
+    eprintln!("    (output: {})", log.display());
+    let dir = log.parent().context("log path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut f = std::fs::File::create(log).with_context(|| format!("creating log {}", log.display()))?;
+    writeln!(f, "$ {line}").with_context(|| format!("writing log {}", log.display()))?;
+    let mut c: std::process::Command = cmd.into();
+    c.stdin(std::process::Stdio::null());
+    c.stdout(f.try_clone().with_context(|| format!("cloning log {}", log.display()))?);
+    c.stderr(f);
+    let hb = heartbeat.map(|(label, is_unit)| crate::progress::Heartbeat::start(label, log.to_path_buf(), is_unit));
+    let status = c.status().with_context(|| format!("starting `{line}`"));
+    drop(hb);
+    let status = status?;
+    if !status.success() {
+        anyhow::bail!(
+            "command failed ({status}):\n  $ {line}\n--- last lines of {} ---\n{}",
+            log.display(),
+            log_tail(log, 40)
+        );
+    }
+    Ok(())
+}
+
+/// The last `n` lines of a text file (for error messages).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
