@@ -307,14 +307,23 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
         });
     }
     let desc = TdvfDescriptor::parse(boot.firmware)?;
-    let mrtd = mrtd(boot.firmware, &desc, boot.qemu.page_add_order)?;
-    let mut events = rtmr0_platform_events(boot.firmware, &desc, boot.memory_bytes, &boot.acpi)?;
-    events.push(kernel_event(
-        boot.kernel,
-        boot.memory_bytes,
-        boot.initrd.map(|i| i.len() as u64),
-        boot.qemu,
-    )?);
+    // The kernel Authenticode (the largest input) runs beside the firmware digests: pure CPU
+    // work on borrowed bytes, so a scoped thread halves the wall time on two cores.
+    let initrd_size = boot.initrd.map(|i| i.len() as u64);
+    let (kernel, firmware) = std::thread::scope(|s| {
+        let kernel =
+            s.spawn(|| kernel_event(boot.kernel, boot.memory_bytes, initrd_size, boot.qemu));
+        let firmware = mrtd(boot.firmware, &desc, boot.qemu.page_add_order).and_then(|m| {
+            Ok((
+                m,
+                rtmr0_platform_events(boot.firmware, &desc, boot.memory_bytes, &boot.acpi)?,
+            ))
+        });
+        (kernel.join(), firmware)
+    });
+    let kernel = kernel.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    let (mrtd, mut events) = firmware?;
+    events.push(kernel);
     events.push(boot_variable("BootOrder", &boot_order_data(&[0])));
     events.push(boot_variable(
         "Boot0000",
