@@ -269,3 +269,75 @@ fn ak_is_stable_across_quotes() {
     );
     assert_ne!(a.attest, b.attest);
 }
+
+/// Runs the `cvm-mock-kbs` binary attached (like to QEMU's chardev socket) to a Unix socket
+/// whose other end is the agent session; returns the binary's exit status and stderr.
+fn run_mock_kbs_binary(
+    reference: &BTreeMap<u32, String>,
+    tpm: Tpm<StreamTransport<UnixStream>>,
+) -> (bool, String) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "cvm-kbs-bin-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let refs: BTreeMap<String, &String> =
+        reference.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    std::fs::write(dir.join("pcrs.json"), serde_json::to_string(&refs).unwrap()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cvm-mock-kbs"))
+        .arg("--reference")
+        .arg(dir.join("pcrs.json"))
+        .args(["--key-hex", &"42".repeat(32), "--connect-unix"])
+        .arg(&sock)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (guest_end, _) = listener.accept().unwrap();
+    let empty_root = dir.join("root");
+    let mut agent = Agent {
+        sources: Sources {
+            root: empty_root,
+            pcrs_from_tpm: true,
+            veritysetup: None,
+        },
+        tpm: Some(tpm),
+        data_disk: None,
+        pull: None,
+    };
+    session::run(
+        &mut BufReader::new(guest_end.try_clone().unwrap()),
+        &mut &guest_end,
+        &mut agent,
+    )
+    .unwrap();
+    drop(guest_end);
+    let out = child.wait_with_output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn mock_kbs_binary_releases_or_refuses() {
+    let swtpm = Swtpm::start();
+    let mut tpm = swtpm.connect();
+    let reference = extend_and_read(&mut tpm);
+    let (ok, stderr) = run_mock_kbs_binary(&reference, tpm);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("evidence accepted, releasing key"),
+        "{stderr}"
+    );
+
+    let mut tampered = reference.clone();
+    tampered.insert(0, "11".repeat(32));
+    let (ok, stderr) = run_mock_kbs_binary(&tampered, swtpm.connect());
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("refusing: PCR 0 is"), "{stderr}");
+}
