@@ -59,6 +59,10 @@ pub struct PublishFlags {
     /// Its DSSE envelope (in-toto Statement whose subject is the manifest)
     #[arg(long)]
     pub envelope: std::path::PathBuf,
+    /// Public key (SPKI PEM, P-256) that must have signed the envelope; without it the
+    /// signature is not verified (a warning is printed)
+    #[arg(long)]
+    pub key: Option<std::path::PathBuf>,
     /// RVPS gRPC endpoint to register with, e.g. http://127.0.0.1:50003
     #[arg(long)]
     pub rvps: Option<String>,

@@ -3,8 +3,8 @@
 //! manifest + envelope as an OCI artifact (`--oci`) and registers the values with an RVPS
 //! (`--rvps`), reading every id back. Both endpoints must be on loopback (see `cvm-publish`).
 //!
-//! The envelope's signature is checked against the pinned key by the sign step (`cvm-manifest`);
-//! this task re-checks only that the envelope's subject is this manifest.
+//! With `--key` the envelope's signature is verified first (`cvm_manifest::sign::verify`,
+//! fail-closed): the RVPS verifies nothing, so this is the trust check before registration.
 
 use crate::flags::PublishFlags;
 use crate::tools;
@@ -27,6 +27,19 @@ pub fn run(flags: &PublishFlags) -> Result<()> {
     let envelope = read(&flags.envelope, "DSSE envelope")?;
 
     tools::stage("publish: check the envelope covers the manifest; derive reference values");
+    match &flags.key {
+        Some(key_path) => {
+            let pem = std::fs::read_to_string(key_path)
+                .with_context(|| format!("reading public key {}", key_path.display()))?;
+            let key = cvm_manifest::sign::VerifyingKey::from_public_key_pem(&pem)
+                .with_context(|| format!("{} is not an SPKI PEM P-256 public key", key_path.display()))?;
+            cvm_manifest::sign::verify(&envelope, &manifest, &key).with_context(|| {
+                format!("{} is not a valid signature of {} by {}", flags.envelope.display(), flags.manifest.display(), key_path.display())
+            })?;
+            eprintln!("    signature verified with {}", key_path.display());
+        }
+        None => eprintln!("    WARNING: no --key: the envelope's signature is NOT verified (the RVPS checks none either)"),
+    }
     let statement = cvm_publish::check_envelope(&envelope, &manifest).with_context(|| {
         format!(
             "{} does not vouch for {}",
