@@ -1,5 +1,6 @@
-//! `cargo xtask boot-smoke`: boot the cached kernel (bzImage) under QEMU with the cached
-//! `ovmf-vtpm` firmware (OvmfPkgX64, `-bios OVMF.fd`, direct kernel boot) and a tiny
+//! `cargo xtask boot-smoke [--firmware ROLE]`: boot the cached kernel (bzImage) under QEMU
+//! with cached firmware (default `ovmf-vtpm` = OvmfPkgX64; `ovmf-tdx` also boots a non-TD
+//! VM), `-bios OVMF.fd`, direct kernel boot, and a tiny
 //! initramfs, and require the marker its `/init` prints. KVM if detected, else TCG.
 //!
 //! The artefacts are looked up in the cache by the keys of the current inputs; when they are
@@ -9,6 +10,7 @@
 //! `/bin/sh` → busybox, `/dev/console` and an `/init` script that prints the marker and
 //! whether the kernel booted through EFI, then powers off.
 
+use crate::flags::BootSmokeFlags;
 use crate::stages::{firmware, kernel};
 use crate::tools::{self, qemu};
 use anyhow::{Context, Result};
@@ -28,11 +30,11 @@ echo \"CVM-BOOT-SMOKE-OK efi=$efi kernel=$(/bin/busybox uname -r)\"
 /bin/busybox poweroff -f
 ";
 
-pub fn run(sh: &Shell) -> Result<()> {
+pub fn run(sh: &Shell, flags: &BootSmokeFlags) -> Result<()> {
     let start = Instant::now();
     let root = tools::workspace_root();
     let kdir = kernel::cached(sh, &kernel::KernelInputs::from_repo(&root)?)?;
-    let fwdir = firmware::cached(sh, &firmware::FirmwareInputs::from_repo(&root)?, "ovmf-vtpm")?;
+    let fwdir = firmware::cached(sh, &firmware::FirmwareInputs::from_repo(&root)?, &flags.firmware)?;
     let work = std::path::Path::new(crate::stages::BUILD_ROOT).join("boot-smoke");
     let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX} (install busybox-static: `cargo xtask install build`)"))?;
     let cpio = smoke_initramfs(&busybox);

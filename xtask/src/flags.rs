@@ -20,7 +20,7 @@ pub enum Cmd {
     /// Build the image's kernel and firmware from pinned sources (cached) into out/<name>/
     BuildImage(BuildImageFlags),
     /// Boot the cached kernel + OvmfPkgX64 firmware under QEMU to an initramfs marker (run build-image first)
-    BootSmoke,
+    BootSmoke(BootSmokeFlags),
     /// Build the dm-verity root file system (mkosi + erofs + Rust verity) and, with --kernel, the GPT disk
     BuildRootfs(BuildRootfsFlags),
     /// Publish a signed manifest: push it as an OCI artifact and/or register its reference values with an RVPS (loopback only)
@@ -98,4 +98,11 @@ pub struct BuildImageFlags {
     /// Skip installing build dependencies (assume `cargo xtask install build` ran)
     #[arg(long)]
     pub no_install: bool,
+}
+
+#[derive(Args)]
+pub struct BootSmokeFlags {
+    /// Firmware variant (role in ovmf/variants.toml) to boot with: `ovmf-vtpm` or `ovmf-tdx` (ovmf-snp cannot boot outside SEV)
+    #[arg(long, default_value = "ovmf-vtpm")]
+    pub firmware: String,
 }

@@ -25,7 +25,7 @@ fn main() -> Result<()> {
         flags::Cmd::Fixtures => fixtures::run(&sh).map(|_| ()),
         flags::Cmd::Test(f) => test::run(&sh, &f),
         flags::Cmd::BuildImage(f) => build_image::run(&sh, &f),
-        flags::Cmd::BootSmoke => boot_smoke::run(&sh),
+        flags::Cmd::BootSmoke(f) => boot_smoke::run(&sh, &f),
         flags::Cmd::BuildRootfs(f) => build_rootfs::run(&sh, &f),
         flags::Cmd::Publish(f) => publish::run(&f),
     }

@@ -3,8 +3,8 @@
 //! the serial console on stdout, streamed to a log file. Used by `cargo xtask boot-smoke`
 //! and meant for the boot tests.
 //!
-//! KVM is used only when detected: `/dev/kvm` opens read-write AND a probe QEMU with
-//! `-accel kvm` starts and quits. Otherwise TCG (`-cpu max`). `CVM_QEMU_ACCEL=kvm|tcg`
+//! KVM is used only when detected: `/dev/kvm` opens read-write AND a stopped probe VM
+//! (`-machine q35,accel=kvm -cpu host -S`) starts and quits. Otherwise TCG (`-cpu max`). `CVM_QEMU_ACCEL=kvm|tcg`
 //! overrides the detection.
 
 use anyhow::{Context, Result};
@@ -57,19 +57,21 @@ fn detect(sh: &Shell) -> (Accel, String) {
     if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
         return (Accel::Tcg, format!("/dev/kvm does not open: {e}"));
     }
-    // A VM with no machine that quits at once: fails fast when KVM cannot create a VM.
-    let probe = cmd!(sh, "timeout 20 {QEMU} -accel kvm -machine none -nodefaults -display none -monitor stdio")
+    // The real machine and CPU model, stopped (-S), quit at once. `-machine none` is not
+    // enough: on the reference build machine /dev/kvm opens and a machine-less VM starts,
+    // but resetting a q35 vCPU aborts ("failed to set MSR 0x10a"), which this catches.
+    let probe = cmd!(sh, "timeout 20 {QEMU} -machine q35,accel=kvm -cpu host -S -nodefaults -display none -monitor stdio")
         .stdin("quit\n")
         .ignore_stdout()
         .quiet()
         .output();
     match probe {
-        Ok(o) if o.status.success() => (Accel::Kvm, "/dev/kvm opens and a KVM probe VM started".into()),
+        Ok(o) if o.status.success() => (Accel::Kvm, "/dev/kvm opens and a stopped q35 KVM probe VM started and quit".into()),
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
             (Accel::Tcg, format!("KVM probe failed: {}", err.lines().next().unwrap_or("no message")))
         }
-        Err(e) => (Accel::Tcg, format!("KVM probe did not run: {e}")),
+        Err(e) => (Accel::Tcg, format!("KVM probe failed: {e}")),
     }
 }
 
