@@ -82,14 +82,19 @@ fn u16_at(img: &[u8], o: usize, what: &'static str) -> Result<u16, Error> {
 fn u32_at(img: &[u8], o: usize, what: &'static str) -> Result<u32, Error> {
     rd::<4>(img, o, what).map(u32::from_le_bytes)
 }
-fn check_range(img: &[u8], offset: usize, len: usize, what: &'static str) -> Result<Range, Error> {
+fn check_range(
+    image_len: usize,
+    offset: usize,
+    len: usize,
+    what: &'static str,
+) -> Result<Range, Error> {
     match offset.checked_add(len) {
-        Some(end) if end <= img.len() => Ok(Range { offset, len }),
+        Some(end) if end <= image_len => Ok(Range { offset, len }),
         _ => Err(Error::Truncated {
             what,
             offset: offset as u64,
             need: len as u64,
-            have: img.len() as u64,
+            have: image_len as u64,
         }),
     }
 }
@@ -97,6 +102,12 @@ fn check_range(img: &[u8], offset: usize, len: usize, what: &'static str) -> Res
 impl PeLayout {
     /// Parse the DOS, COFF and optional headers and the section table.
     pub fn parse(img: &[u8]) -> Result<PeLayout, Error> {
+        Self::parse_head(img, img.len())
+    }
+
+    /// Parse from `img`, the first bytes (at least the headers and section table) of an image
+    /// of `image_len` bytes; ranges are checked against `image_len`.
+    pub fn parse_head(img: &[u8], image_len: usize) -> Result<PeLayout, Error> {
         if rd::<2>(img, 0, "DOS header e_magic")? != *b"MZ" {
             return Err(Error::Invalid {
                 field: "e_magic",
@@ -148,13 +159,13 @@ impl PeLayout {
             let t = if size == 0 {
                 Range { offset: 0, len: 0 }
             } else {
-                check_range(img, va, size, "Certificate Table")?
+                check_range(image_len, va, size, "Certificate Table")?
             };
             (Some(o), t)
         } else {
             (None, Range { offset: 0, len: 0 })
         };
-        check_range(img, 0, size_of_headers, "headers (SizeOfHeaders)")?;
+        check_range(image_len, 0, size_of_headers, "headers (SizeOfHeaders)")?;
         if size_of_headers < cert_dir_offset.map_or(checksum_offset + 4, |c| c + 8) {
             return Err(Error::Invalid {
                 field: "OptionalHeader.SizeOfHeaders",
@@ -169,7 +180,7 @@ impl PeLayout {
             let size = u32_at(img, s + 16, "section SizeOfRawData")? as usize;
             let ptr = u32_at(img, s + 20, "section PointerToRawData")? as usize;
             if size > 0 {
-                sections.push(check_range(img, ptr, size, "section raw data")?);
+                sections.push(check_range(image_len, ptr, size, "section raw data")?);
             }
         }
         sections.sort_by_key(|r| r.offset);
@@ -215,10 +226,34 @@ impl PeLayout {
 
 /// The Authenticode digest of `img` with hash `D`.
 pub fn authenticode<D: Digest>(img: &[u8]) -> Result<Vec<u8>, Error> {
-    let layout = PeLayout::parse(img)?;
+    authenticode_overlay::<D>(img, img)
+}
+
+/// The Authenticode digest of `img` with its first `head.len()` bytes replaced by `head` (e.g. a
+/// kernel whose setup header a loader patched), without copying the image. The headers and
+/// section table must lie within `head`.
+pub fn authenticode_overlay<D: Digest>(img: &[u8], head: &[u8]) -> Result<Vec<u8>, Error> {
+    if head.len() > img.len() {
+        return Err(Error::Invalid {
+            field: "overlay",
+            offset: 0,
+            problem: format!(
+                "{} overlay bytes exceed the {}-byte image",
+                head.len(),
+                img.len()
+            ),
+        });
+    }
+    let layout = PeLayout::parse_head(head, img.len())?;
     let mut h = D::new();
     for r in layout.hashed_ranges(img.len()) {
-        h.update(&img[r.offset..r.offset + r.len]);
+        let (start, end) = (r.offset, r.offset + r.len);
+        if start < head.len() {
+            h.update(&head[start..end.min(head.len())]);
+        }
+        if end > head.len() {
+            h.update(&img[start.max(head.len())..end]);
+        }
     }
     Ok(h.finalize().to_vec())
 }
@@ -290,6 +325,22 @@ pub(crate) mod tests {
         m.update(&plain[opt + 68..opt + 112 + 32]);
         m.update(&plain[opt + 112 + 40..]);
         assert_eq!(m.finalize().to_vec(), h);
+    }
+
+    #[test]
+    fn overlay_equals_hashing_the_patched_copy() {
+        let img = tiny_pe(700, 64);
+        let mut patched = img.clone();
+        patched[0x1f8] ^= 0x5a;
+        patched[0x210] = 0xB0;
+        for n in [0x300, 0x400, 0x500, img.len()] {
+            assert_eq!(
+                authenticode_overlay::<Sha256>(&img, &patched[..n]).unwrap(),
+                authenticode::<Sha256>(&patched).unwrap(),
+                "{n}"
+            );
+        }
+        assert!(authenticode_overlay::<Sha256>(&img[..10], &patched).is_err());
     }
 
     #[test]

@@ -228,6 +228,9 @@ pub fn rtmr0_platform_events(
     Ok(ev)
 }
 
+/// Bytes of the kernel's start that the header patch works on (see [`kernel_event`]).
+const KERNEL_HEAD_BYTES: usize = 64 * 1024;
+
 /// The kernel image event (RTMR1 #1): Authenticode SHA-384 of the kernel as OVMF loads it.
 pub fn kernel_event(
     kernel: &[u8],
@@ -235,16 +238,23 @@ pub fn kernel_event(
     initrd_size: Option<u64>,
     qemu: QemuModel,
 ) -> Result<TdxEvent, Error> {
-    let image = if qemu.patches_kernel_header {
-        patch_kernel_setup_header(kernel, memory_bytes, initrd_size)?
+    // QEMU patches bytes 0x210..0x230 only: patch a copy of the first 64 KiB (which holds the
+    // PE headers and section table of a bzImage) and hash it as an overlay on the file.
+    let digest: Sha384 = if qemu.patches_kernel_header {
+        let head = &kernel[..kernel.len().min(KERNEL_HEAD_BYTES)];
+        let patched = patch_kernel_setup_header(head, memory_bytes, initrd_size)?;
+        let mut d = [0u8; 48];
+        d.copy_from_slice(&crate::pe::authenticode_overlay::<sha2::Sha384>(
+            kernel, &patched,
+        )?);
+        d
     } else {
-        kernel.into()
+        crate::pe::authenticode_sha384(kernel)?
     };
-    let digest = crate::pe::authenticode_sha384(&image)?;
     // UEFI_IMAGE_LOAD_EVENT: location (unknown: 0), length, link-time address, no device path.
     let mut data = Vec::with_capacity(32);
     data.extend_from_slice(&0u64.to_le_bytes());
-    data.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    data.extend_from_slice(&(kernel.len() as u64).to_le_bytes());
     data.extend_from_slice(&0u64.to_le_bytes());
     data.extend_from_slice(&0u64.to_le_bytes());
     let how = if qemu.patches_kernel_header {
