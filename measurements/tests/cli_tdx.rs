@@ -1,0 +1,207 @@
+//! `cvm-measure tdx` as a process: the design note §5.2 vectors (O1 = Debian trixie OVMF.fd,
+//! K1 = Debian 6.12.107 cloud vmlinuz, 1 MiB zero initrd, the s1m2048 ACPI capture), memory
+//! spellings, exit 2 on unreadable inputs, `--event-log-out` → `tdx replay` and `explain`.
+//!
+//! Lives in the `cvm-measure` package so that cargo builds the binary for it. Needs
+//! `CVM_FIXTURES`, as set by `cargo xtask test`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cvm-measure");
+const ACPI_S1M2048: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/vectors/acpi/s1m2048"
+);
+const CMDLINE: &str = "console=ttyS0 root=/dev/vda1 ro";
+
+// §5.2, trixie OVMF.fd, 1 vCPU, 2 GiB, QEMU 10.0 model.
+const MRTD: &str = "bdc6fb145880f06f30c8b346b8dce2a99d9351b56892df22f80fcf6574caa9f9c31df8e8576d53b4d0cd1c3f28910e11";
+const RTMR0: &str = "6f8dbf0f6df2bfb5cb33a71b1488a1fd4004dfc7546bb70450e0a65cec85e64c5c0f5e8e51705886885a185e798d4e65";
+const RTMR1: &str = "97a4f58113dea6e39c3121f409b15bf0773a39496ad3de25f904610075486e888a92f5e3a62bd72bdbe15558b7a5c440";
+const RTMR2: &str = "3efe59620d09ec4ba38cab9dc7f7b33a0f9497cb6258ecf8ece5f5891e10c5a3c1942749df3716f06e8e30bc24816919";
+
+fn fixture(id: &str) -> String {
+    let dir = std::env::var_os("CVM_FIXTURES").unwrap_or_else(|| {
+        panic!("CVM_FIXTURES is not set: run the suite with `cargo xtask test`")
+    });
+    let p = PathBuf::from(dir).join(id);
+    assert!(
+        p.exists(),
+        "fixture {id} missing at {}: run `cargo xtask fixtures`",
+        p.display()
+    );
+    p.to_string_lossy().into_owned()
+}
+
+/// A per-test scratch directory under the target dir.
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli_tdx-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The §5.2 initrd: 1 MiB of zero bytes.
+fn zero_initrd(dir: &std::path::Path) -> String {
+    let p = dir.join("initrd");
+    std::fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("spawning cvm-measure")
+}
+
+fn measure(memory: &str, firmware: &str, initrd: &str, cmdline: &str, extra: &[&str]) -> Output {
+    let k1 = fixture("K1");
+    let mut argv = vec![
+        "tdx",
+        "--firmware",
+        firmware,
+        "--cpus",
+        "1",
+        "--memory",
+        memory,
+        "--kernel",
+        &k1,
+        "--initrd",
+        initrd,
+        "--cmdline",
+        cmdline,
+        "--acpi-dir",
+        ACPI_S1M2048,
+    ];
+    argv.extend_from_slice(extra);
+    run(&argv)
+}
+
+fn ok_stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "cvm-measure failed ({:?}): {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn json_matches_design_note_vectors_and_memory_spellings_agree() {
+    let dir = scratch("json");
+    let initrd = zero_initrd(&dir);
+    let o1 = fixture("O1");
+    let out = ok_stdout(&measure("2048M", &o1, &initrd, CMDLINE, &["--json"]));
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).expect("--json prints one JSON object");
+    assert_eq!(v["mrtd"], MRTD);
+    assert_eq!(v["rtmr0"], RTMR0);
+    assert_eq!(v["rtmr1"], RTMR1);
+    assert_eq!(v["rtmr2"], RTMR2);
+    assert_eq!(v["rtmr3"], "0".repeat(96));
+    let out_2g = ok_stdout(&measure("2G", &o1, &initrd, CMDLINE, &["--json"]));
+    assert_eq!(
+        out, out_2g,
+        "--memory 2048M and 2G must give the same output"
+    );
+}
+
+#[test]
+fn truncated_or_missing_firmware_exits_2_with_a_message() {
+    let dir = scratch("bad");
+    let initrd = zero_initrd(&dir);
+    let full = std::fs::read(fixture("O1")).unwrap();
+    let truncated = dir.join("OVMF-truncated.fd");
+    std::fs::write(&truncated, &full[..full.len() / 3]).unwrap();
+    let o = measure(
+        "2G",
+        truncated.to_str().unwrap(),
+        &initrd,
+        CMDLINE,
+        &["--json"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "truncated firmware: stderr {err}");
+    assert!(o.stdout.is_empty(), "nothing on stdout on failure");
+    assert!(
+        err.starts_with("Error: ") && err.trim().len() > "Error: ".len() + 10,
+        "unclear message: {err}"
+    );
+
+    let missing = dir.join("does-not-exist.fd");
+    let o = measure(
+        "2G",
+        missing.to_str().unwrap(),
+        &initrd,
+        CMDLINE,
+        &["--json"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "missing firmware: stderr {err}");
+    assert!(o.stdout.is_empty());
+    assert!(
+        err.contains("does-not-exist.fd"),
+        "message must name the missing file: {err}"
+    );
+}
+
+#[test]
+fn event_log_replays_and_explain_names_rtmr2() {
+    let dir = scratch("log");
+    let initrd = zero_initrd(&dir);
+    let o1 = fixture("O1");
+    let log_a = dir.join("a.ccel");
+    let log_b = dir.join("b.ccel");
+    let pred = ok_stdout(&measure(
+        "2G",
+        &o1,
+        &initrd,
+        CMDLINE,
+        &["--json", "--event-log-out", log_a.to_str().unwrap()],
+    ));
+    let pred: serde_json::Value = serde_json::from_str(pred.trim()).unwrap();
+
+    let replay = ok_stdout(&run(&[
+        "tdx",
+        "replay",
+        "--event-log",
+        log_a.to_str().unwrap(),
+        "--json",
+    ]));
+    let replay: serde_json::Value = serde_json::from_str(&replay).expect("replay --json");
+    for i in 0..4 {
+        assert_eq!(
+            replay["rtmr"][i],
+            pred[format!("rtmr{i}")],
+            "replayed RTMR{i} differs from the prediction"
+        );
+    }
+
+    ok_stdout(&measure(
+        "2G",
+        &o1,
+        &initrd,
+        "console=ttyS0 root=/dev/vda2 ro",
+        &["--event-log-out", log_b.to_str().unwrap()],
+    ));
+    let o = run(&["explain", log_a.to_str().unwrap(), log_b.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "logs differ: explain must exit 1; stdout {text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "RTMR2: DIFFERENT"),
+        "explain must name RTMR2 as different: {text}"
+    );
+    for r in ["RTMR0", "RTMR1", "RTMR3"] {
+        assert!(
+            !text.lines().any(|l| l == format!("{r}: DIFFERENT")),
+            "only RTMR2 should differ: {text}"
+        );
+    }
+}
