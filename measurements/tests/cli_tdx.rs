@@ -205,3 +205,121 @@ fn event_log_replays_and_explain_names_rtmr2() {
         );
     }
 }
+
+/// The QEMU the vectors in shared/vectors/acpi were captured with (README there).
+const VECTOR_QEMU: &str = "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)";
+
+fn find_qemu() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("qemu-system-x86_64 not on PATH: run `cargo xtask install build` (qemu-system-x86 from trixie)")
+        })
+}
+
+#[test]
+fn qemu_capture_matches_vectors_and_is_cached() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("qemu");
+    let initrd = zero_initrd(&dir);
+    let real = find_qemu();
+    // A wrapper that logs every invocation, so the test can tell whether a VM was started.
+    let log = dir.join("qemu-invocations.log");
+    let wrapper = dir.join("qemu-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = dir.join("xdg-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let k1 = fixture("K1");
+    let o1 = fixture("O1");
+    let argv = [
+        "tdx",
+        "--firmware",
+        &o1,
+        "--cpus",
+        "1",
+        "--memory",
+        "2048M",
+        "--kernel",
+        &k1,
+        "--initrd",
+        &initrd,
+        "--cmdline",
+        CMDLINE,
+        "--qemu",
+        wrapper.to_str().unwrap(),
+        "--json",
+    ];
+    let run_cached = || {
+        Command::new(BIN)
+            .args(argv)
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap()
+    };
+
+    let first = run_cached();
+    let out1 = ok_stdout(&first);
+    let v: serde_json::Value = serde_json::from_str(out1.trim()).unwrap();
+    let vm_starts = |log: &str| log.lines().filter(|l| !l.contains("--version")).count();
+    let log1 = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        vm_starts(&log1),
+        1,
+        "first run must start QEMU once: {log1}"
+    );
+
+    // The capture directory: one entry under cvm-image/acpi, with argv.json beside the blobs.
+    let root = cache.join("cvm-image/acpi");
+    let entries: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let cap = &entries[0];
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cap.join("argv.json")).unwrap()).unwrap();
+    let version = meta["version"].as_str().unwrap().to_string();
+    let vec_dir = PathBuf::from(ACPI_S1M2048);
+    let read = |d: &std::path::Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    if version == VECTOR_QEMU {
+        for f in ["table-loader", "rsdp", "tables"] {
+            assert!(
+                read(cap, f) == read(&vec_dir, f),
+                "{f} differs from shared/vectors/acpi/s1m2048"
+            );
+        }
+        assert_eq!(v["rtmr0"], RTMR0);
+    } else {
+        // Another QEMU: the blobs may legitimately differ; check only their shape.
+        eprintln!("installed {version} is not the vectors' {VECTOR_QEMU}: comparing shapes only");
+        assert_eq!(read(cap, "table-loader").len(), 4096);
+        assert_eq!(&read(cap, "rsdp")[..8], b"RSD PTR ");
+        assert!(v["rtmr0"].as_str().is_some_and(|r| r.len() == 96));
+    }
+    assert_eq!(v["mrtd"], MRTD);
+
+    let second = run_cached();
+    assert_eq!(
+        ok_stdout(&second),
+        out1,
+        "cached capture must give the same output"
+    );
+    let log2 = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        vm_starts(&log2),
+        1,
+        "second run must not start QEMU (only `--version`): {log2}"
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("ACPI capture: cached"));
+}

@@ -68,7 +68,8 @@ struct MeasureArgs {
     /// Directory with the fw_cfg ACPI capture for this VM shape: table-loader, rsdp, tables
     #[arg(long, value_name = "DIR", required_unless_present = "qemu")]
     acpi_dir: Option<PathBuf>,
-    /// Capture ACPI by running this QEMU under TCG (not implemented yet: use --acpi-dir)
+    /// Capture ACPI by running this QEMU paused under TCG (design note §6), cached in
+    /// $XDG_CACHE_HOME/cvm-image/acpi/<sha256 of version+argv>/
     #[arg(long, value_name = "PATH", conflicts_with = "acpi_dir")]
     qemu: Option<PathBuf>,
     /// Page-add order of the host (default: from --qemu-version, >= 9 single, 8.x two-pass)
@@ -124,9 +125,12 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     let firmware = read(fw_path, "firmware")?;
     let kernel = read(kernel_path, "kernel")?;
     let initrd = a.initrd.as_deref().map(|p| read(p, "initrd")).transpose()?;
-    let Some(dir) = &a.acpi_dir else {
-        bail!("--qemu capture is not implemented yet; capture the ACPI blobs once (design note §6) and pass --acpi-dir");
+    let dir = match (&a.acpi_dir, &a.qemu) {
+        (Some(d), _) => d.clone(),
+        (None, Some(q)) => crate::qemu_acpi::acpi_dir(q, cpus, memory)?,
+        (None, None) => bail!("one of --acpi-dir or --qemu is required"),
     };
+    let dir = &dir;
     let loader = read(&dir.join("table-loader"), "ACPI table-loader")?;
     let rsdp = read(&dir.join("rsdp"), "ACPI rsdp")?;
     let tables = read(&dir.join("tables"), "ACPI tables")?;
