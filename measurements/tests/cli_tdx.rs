@@ -215,7 +215,7 @@ fn find_qemu() -> PathBuf {
         .map(|d| d.join("qemu-system-x86_64"))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("qemu-system-x86_64 not on PATH: run `cargo xtask install build` (qemu-system-x86 from trixie)")
+            panic!("qemu-system-x86_64 not on PATH: run `cargo xtask install test` (qemu-system-x86 from trixie)")
         })
 }
 
