@@ -15,6 +15,8 @@ pub enum Cmd {
     Install(InstallFlags),
     /// Download the pinned test inputs (Debian OVMF and kernel packages) and check their sha256
     Fixtures,
+    /// Generate an ECDSA P-256 manifest signing key: DIR/signing.pem (PKCS#8, mode 0600) and DIR/signing.pub (SPKI)
+    Keygen(KeygenFlags),
     /// Run the whole test suite: unit tests, golden vectors, third-party oracles (installs tools)
     Test(TestFlags),
     /// Build the image's kernel and firmware from pinned sources (cached) into out/<name>/
@@ -32,6 +34,13 @@ pub struct InstallFlags {
     /// Which tool set: `test` (oracles) or `all`
     #[arg(default_value = "test")]
     pub set: String,
+}
+
+#[derive(Args)]
+pub struct KeygenFlags {
+    /// Directory for signing.pem and signing.pub (created; an existing key is never overwritten)
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(Args)]

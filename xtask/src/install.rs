@@ -27,6 +27,9 @@ pub fn run(sh: &Shell, flags: &InstallFlags) -> Result<()> {
 /// the shared/vectors/acpi blobs were captured with (10.0.13, trixie).
 const TDX_TEST_PACKAGES_TRIXIE: &[&str] = &["qemu-system-x86"];
 
+/// Signing oracle only in trixie: cosign 2.5 (verify-blob, verify-blob-attestation).
+const SIGNING_TEST_PACKAGES_TRIXIE: &[&str] = &["cosign"];
+
 pub fn install_test(sh: &Shell) -> Result<()> {
     tools::stage("install: apt suites and pins (trixie, bookworm-backports at priority 100)");
     apt::ensure_suites(sh)?;
@@ -36,6 +39,8 @@ pub fn install_test(sh: &Shell) -> Result<()> {
     apt::install(sh, Some("trixie"), PUBLISH_TEST_PACKAGES_TRIXIE)?;
     tools::stage("install: Python venv with sev-snp-measure (PyPI)");
     python::ensure_venv(sh)?;
+    tools::stage("install: cosign (trixie) for the signature oracle");
+    apt::install(sh, Some("trixie"), SIGNING_TEST_PACKAGES_TRIXIE)?;
     tools::stage("install: qemu-system-x86 (trixie) for the TDX ACPI capture test");
     apt::install(sh, Some("trixie"), TDX_TEST_PACKAGES_TRIXIE)?;
     Ok(())

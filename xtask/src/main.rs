@@ -8,6 +8,7 @@ mod cache;
 mod fixtures;
 mod flags;
 mod install;
+mod keygen;
 mod progress;
 mod publish;
 mod stages;
@@ -23,6 +24,7 @@ fn main() -> Result<()> {
     match flags.cmd {
         flags::Cmd::Install(f) => install::run(&sh, &f),
         flags::Cmd::Fixtures => fixtures::run(&sh).map(|_| ()),
+        flags::Cmd::Keygen(f) => keygen::run(&f),
         flags::Cmd::Test(f) => test::run(&sh, &f),
         flags::Cmd::BuildImage(f) => build_image::run(&sh, &f),
         flags::Cmd::BootSmoke(f) => boot_smoke::run(&sh, &f),
