@@ -21,3 +21,13 @@ pub fn oracle(name: &str) -> PathBuf {
     assert!(p.exists(), "oracle {name} missing at {}: run `cargo xtask install test`", p.display());
     p
 }
+
+/// Path of an artefact of the image built by `cargo xtask build-image` (relative to
+/// `out/<name>/`). `cargo xtask test` builds the image first and sets `CVM_BUILT_OUT`.
+pub fn built(rel: &str) -> PathBuf {
+    let dir = std::env::var_os("CVM_BUILT_OUT")
+        .expect("CVM_BUILT_OUT is not set: run the suite with `cargo xtask test` (it builds the image first)");
+    let p = PathBuf::from(dir).join(rel);
+    assert!(p.exists(), "built artefact {rel} missing at {}: run `cargo xtask build-image`", p.display());
+    p
+}

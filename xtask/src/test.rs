@@ -1,28 +1,101 @@
-//! `cargo xtask test`: the project's test command (README, `.ci/run`). Installs the oracles,
-//! fetches the pinned fixtures, then runs the whole workspace's tests with
-//! `CVM_FIXTURES` and `CVM_ORACLE_BIN` pointing at them, so no oracle test is skipped.
+//! `cargo xtask test`: the project's test command (README, `.ci/run`). In order:
+//!
+//! 1. install the oracles (Debian packages, the sev-snp-measure venv) and fetch the pinned
+//!    fixtures;
+//! 2. `build-image` the default spec (cached by content: only what changed is rebuilt);
+//! 3. `cargo test --workspace --release` with `CVM_FIXTURES`, `CVM_ORACLE_BIN`,
+//!    `CVM_BUILT_OUT` and `CVM_EXTRA_OVMF` set, so no oracle or built-image test is skipped;
+//! 4. `boot-smoke`: the built kernel boots under QEMU with the built OvmfPkgX64 firmware;
+//! 5. a short run of every cargo-fuzz target (needs a nightly toolchain; said plainly if absent).
+//!
+//! Each phase prints its duration.
 
 use crate::flags::TestFlags;
 use crate::{fixtures, install, tools};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::time::Instant;
 use xshell::{cmd, Shell};
 
+/// Seconds each fuzz target runs in the test command (longer runs: `fuzz/README.md`).
+const FUZZ_SECONDS_PER_TARGET: u32 = 20;
+
 pub fn run(sh: &Shell, flags: &TestFlags) -> Result<()> {
-    let t0 = Instant::now();
+    let total = Instant::now();
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+
+    let t = Instant::now();
     if !flags.no_install {
         install::install_test(sh)?;
+        install::install_build(sh)?;
+        install::install_rootfs(sh)?;
     }
     let venv_bin = tools::python::ensure_venv(sh)?;
     let fixtures = fixtures::run(sh)?;
-    eprintln!("    setup took {:.1}s", t0.elapsed().as_secs_f64());
+    phase_done("setup (packages, venv, fixtures)", t);
 
-    tools::stage("test: cargo test --workspace (unit, golden vectors, oracles)");
-    let t1 = Instant::now();
+    let t = Instant::now();
+    tools::stage("test: build-image (default spec)");
+    cmd!(sh, "{xtask} build-image --no-install").run()?;
+    let built = built_out_dir()?;
+    phase_done("build-image", t);
+
+    let t = Instant::now();
+    tools::stage("test: cargo test --workspace --release (unit, golden vectors, oracles, built image)");
+    let extra_ovmf = built.join("firmware/ovmf-snp/OVMF.fd");
     cmd!(sh, "cargo test --workspace --release")
         .env("CVM_FIXTURES", &fixtures)
         .env("CVM_ORACLE_BIN", &venv_bin)
+        .env("CVM_BUILT_OUT", &built)
+        .env("CVM_EXTRA_OVMF", &extra_ovmf)
         .run()?;
-    eprintln!("    tests took {:.1}s", t1.elapsed().as_secs_f64());
+    phase_done("cargo test", t);
+
+    let t = Instant::now();
+    tools::stage("test: boot-smoke (built kernel + built OvmfPkgX64 under QEMU)");
+    cmd!(sh, "{xtask} boot-smoke --firmware ovmf-vtpm").run()?;
+    phase_done("boot-smoke", t);
+
+    let t = Instant::now();
+    fuzz_short(sh)?;
+    phase_done("fuzz", t);
+
+    eprintln!("==> test: all phases passed in {:.0}s", total.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn phase_done(what: &str, t: Instant) {
+    eprintln!("    {what} took {:.1}s", t.elapsed().as_secs_f64());
+}
+
+/// `out/<name>/` of the default spec, as `build-image` wrote it.
+fn built_out_dir() -> Result<std::path::PathBuf> {
+    let spec = cvm_image_spec::ImageSpec::parse(cvm_image_spec::DEFAULT, "image-spec/default.toml")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = tools::workspace_root().join("out").join(&spec.image.name);
+    anyhow::ensure!(dir.join("manifest.json").exists(), "build-image wrote no {}/manifest.json", dir.display());
+    Ok(dir)
+}
+
+/// Run every fuzz target for a short time. Needs nightly + cargo-fuzz: installed when
+/// possible; when the toolchain cannot be had here, say so plainly (the seeded
+/// "random bytes never panic" unit tests still ran in `cargo test`).
+fn fuzz_short(sh: &Shell) -> Result<()> {
+    tools::stage("test: short fuzz runs (cargo +nightly fuzz)");
+    let have_nightly = cmd!(sh, "rustup run nightly rustc --version").quiet().ignore_stderr().read().is_ok()
+        || cmd!(sh, "rustup toolchain install nightly --profile minimal").run().is_ok();
+    if !have_nightly {
+        eprintln!("    FUZZ SKIPPED: no nightly toolchain can be installed on this machine (libFuzzer needs one)");
+        return Ok(());
+    }
+    if cmd!(sh, "cargo fuzz --version").quiet().ignore_stderr().read().is_err() {
+        cmd!(sh, "cargo install --locked cargo-fuzz").run()?;
+    }
+    let _d = sh.push_dir(tools::workspace_root().join("fuzz"));
+    let targets = cmd!(sh, "cargo +nightly fuzz list").read()?;
+    let max_time = format!("-max_total_time={FUZZ_SECONDS_PER_TARGET}");
+    for target in targets.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        eprintln!("    fuzzing {target} for {FUZZ_SECONDS_PER_TARGET}s");
+        cmd!(sh, "cargo +nightly fuzz run {target} -- {max_time} -max_len=65536").run()?;
+    }
     Ok(())
 }

@@ -1,0 +1,93 @@
+//! Checks on the project's *own* build outputs (issue 5): the firmware metadata the
+//! measurement code depends on is present in what we built, and the third-party oracle
+//! `sev-snp-measure` 0.0.13 agrees with `cvm-measure` on the AmdSev build with the built kernel,
+//! an initrd and a command line (the case Debian's OVMF cannot express: it has no kernel hashes).
+
+use cvm_measurements::ovmf::sev::{OvmfSevInfo, SevSectionType};
+use cvm_measurements::ovmf::tdvf::{TdvfDescriptor, TdvfSectionType};
+use cvm_measurements::snp::{self, LaunchParams, SevFirmware, SevHashTable, SevMode, VmmType};
+use cvm_tests::{built, oracle};
+use std::process::Command;
+
+fn read(rel: &str) -> Vec<u8> {
+    let p = built(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+#[test]
+fn intel_tdx_build_has_tdvf_metadata() {
+    let fw = read("firmware/ovmf-tdx/OVMF.fd");
+    let d = TdvfDescriptor::parse(&fw).expect("TDVF metadata of the IntelTdx build");
+    for ty in [TdvfSectionType::Bfv, TdvfSectionType::Cfv, TdvfSectionType::TdHob, TdvfSectionType::TempMem] {
+        assert!(d.section(ty).is_some(), "IntelTdx build lacks TDVF section {ty:?}: {d:#?}");
+    }
+    let bfv = d.section(TdvfSectionType::Bfv).unwrap();
+    assert!(bfv.mr_extend(), "BFV must be MR.EXTENDed");
+    // MRTD over our own build is computable in both page orders, and the orders differ.
+    use cvm_measurements::tdx::{mrtd, PageAddOrder};
+    let a = mrtd(&fw, &d, PageAddOrder::SinglePass).expect("MRTD single pass");
+    let b = mrtd(&fw, &d, PageAddOrder::TwoPass).expect("MRTD two pass");
+    assert_ne!(a, b);
+}
+
+#[test]
+fn amd_sev_build_has_kernel_hashes_and_the_vtpm_build_does_not() {
+    let snp = OvmfSevInfo::parse(&read("firmware/ovmf-snp/OVMF.fd")).expect("SEV metadata of the AmdSev build");
+    assert!(snp.has_section(SevSectionType::SnpKernelHashes), "AmdSev build lacks SNP_KERNEL_HASHES: {snp:#?}");
+    assert!(snp.supports_sev_kernel_hashes(), "AmdSev build has no hash-table block: {snp:#?}");
+    let tbl = snp.hash_table.expect("hash table block");
+    assert!(tbl.gpa != 0 && tbl.size >= 0xA8, "hash table block {tbl:?}");
+    assert!(snp.sev_es_reset_eip.is_some(), "no SEV-ES reset block");
+
+    let vtpm = OvmfSevInfo::parse(&read("firmware/ovmf-vtpm/OVMF.fd")).expect("SEV metadata of OvmfPkgX64");
+    assert!(!vtpm.supports_sev_kernel_hashes(), "OvmfPkgX64 unexpectedly supports kernel hashes");
+}
+
+#[test]
+fn sev_snp_measure_agrees_on_amd_sev_build_with_kernel_initrd_cmdline() {
+    let ovmf = built("firmware/ovmf-snp/OVMF.fd");
+    let kernel = built("kernel/bzImage");
+    let dir = std::env::temp_dir().join(format!("cvm-built-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let initrd = dir.join("initrd");
+    std::fs::write(&initrd, b"070701 not a real cpio, only hashed").unwrap();
+    let cmdline = "console=ttyS0 root=/dev/dm-0 ro panic=-1";
+
+    let fw_bytes = std::fs::read(&ovmf).unwrap();
+    let fw = SevFirmware::parse(&fw_bytes).unwrap();
+    let hashes = SevHashTable::from_blobs(
+        &std::fs::read(&kernel).unwrap(),
+        Some(&std::fs::read(&initrd).unwrap()),
+        Some(cmdline.as_bytes()),
+    );
+    let cases: &[(&str, u32, &str, u64, &str)] = &[
+        ("snp", 1, "EPYC-Milan", 0x1, "QEMU"),
+        ("snp", 4, "EPYC-Genoa", 0x21, "QEMU"),
+        ("snp", 2, "EPYC-v4", 0x1, "ec2"),
+        ("seves", 2, "EPYC-Milan", 0x1, "QEMU"),
+        ("sev", 1, "EPYC-Milan", 0x1, "QEMU"),
+    ];
+    for &(mode, vcpus, cpu, gf, vmm) in cases {
+        let p = LaunchParams {
+            mode: match mode { "snp" => SevMode::Snp, "seves" => SevMode::SevEs, _ => SevMode::Sev },
+            vcpus,
+            vcpu_sig: snp::cpu_type(cpu).expect("cpu type").sig() as u64,
+            guest_features: gf,
+            vmm: match vmm { "ec2" => VmmType::Ec2, _ => VmmType::Qemu },
+            hashes: Some(hashes.clone()),
+            snp_ovmf_hash: None,
+        };
+        let ours = hex::encode(snp::launch_digest(&fw, &p).expect("cvm-measure digest"));
+        let out = Command::new(oracle("sev-snp-measure"))
+            .args(["--mode", mode, "--vcpus", &vcpus.to_string(), "--vcpu-type", cpu])
+            .args(["--guest-features", &format!("{gf:#x}"), "--vmm-type", vmm, "--output-format", "hex"])
+            .arg("--ovmf").arg(&ovmf).arg("--kernel").arg(&kernel).arg("--initrd").arg(&initrd)
+            .args(["--append", cmdline])
+            .output()
+            .expect("running sev-snp-measure");
+        assert!(out.status.success(), "sev-snp-measure failed: {}", String::from_utf8_lossy(&out.stderr));
+        let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(ours, theirs, "{mode} {vcpus} {cpu} gf={gf:#x} {vmm} on the AmdSev build");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
