@@ -1,93 +1,399 @@
-//! `cargo xtask build-image [--spec FILE] [--json]`: run the build stages (for now kernel
-//! and firmware), copy their outputs to `out/<spec name>/` and write a partial
-//! `manifest.json` listing the artefacts by role with relative path and sha256.
+//! `cargo xtask build-image [--spec FILE] [--json] [--key FILE]`: build the whole image of an
+//! image spec (`--spec`, else the embedded `image-spec/default.toml`) into `out/<image name>/`:
 //!
-//! Inputs come from the in-repo data (`kernel-config/`, `ovmf/`) until the image spec's
-//! `[kernel]`/`[firmware]` sections are wired into [`stages::kernel::KernelInputs`] and
-//! [`stages::firmware::FirmwareInputs`]; from the spec only its name is read so far.
+//! 1. kernel and firmware stages (cached);
+//! 2. rootfs stage (mkosi → erofs → dm-verity);
+//! 3. disk stage (ESP + GPT);
+//! 4. kernel command line from the spec template and the verity values;
+//! 5. predicted measurements per `[[shape]]` ([`stages::measure`]);
+//! 6. `manifest.json` (`cvm-manifest`, canonical JSON, atomic) and, with a signing key
+//!    (`--key` or the spec's `[signing] key` when that file exists), `manifest.dsse.json`.
+//!
+//! Kernel and firmware inputs still come from the in-repo data (`kernel-config/`, `ovmf/`),
+//! not from the spec's `[kernel]`/`[firmware]` sections; the manifest records what was used.
 
 use crate::flags::BuildImageFlags;
-use crate::stages::{firmware, kernel};
+use crate::progress::Stage;
+use crate::stages::{disk, firmware, kernel, measure, rootfs};
 use crate::{install, tools};
 use anyhow::{Context, Result};
+use cvm_image_spec::{cmdline::CmdlineValues, ImageSpec};
+use cvm_manifest::{role, sign, Artefact, ImageInfo, Input, Manifest, Verity};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xshell::Shell;
 
-/// One output artefact: role, path relative to the output directory, sha256.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Artefact {
-    pub role: String,
-    pub path: String,
-    pub sha256: String,
+/// Name of the DSSE envelope next to the manifest.
+pub const ENVELOPE: &str = "manifest.dsse.json";
+
+/// The loaded spec: its value, its bytes (for the input pin) and a repo-relative label.
+struct LoadedSpec {
+    spec: ImageSpec,
+    bytes: Vec<u8>,
+    label: String,
+}
+
+/// What the stages produced so far (paths inside the output directory).
+#[derive(Default)]
+struct Built {
+    artefacts: Vec<Artefact>,
+    inputs: Vec<Input>,
+    kernel: Option<PathBuf>,
+    firmware: BTreeMap<String, PathBuf>,
+    rootfs: Option<rootfs::RootfsOutputs>,
+    epoch: Option<u64>,
 }
 
 pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
     let start = Instant::now();
     let root = tools::workspace_root();
-    let name = spec_name(flags.spec.as_deref())?;
+    let loaded = load_spec(&root, flags.spec.as_deref())?;
+    let name = loaded.spec.image.name.clone();
     if !flags.no_install {
         install::install_build(sh)?;
+        install::install_rootfs(sh)?;
     }
     let out = root.join("out").join(&name);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut artefacts = Vec::new();
-    let mut summary = Vec::new();
     let want = |s: &str| flags.only.is_empty() || flags.only.iter().any(|o| o == s);
+    let mut stage = Stage::new(&format!("build-image {name}"), 6);
+    let mut b = Built::default();
+    b.inputs.push(Input {
+        name: format!("spec:{}", loaded.label),
+        sha256: sha256_hex(&loaded.bytes),
+        version: None,
+    });
 
+    stage.step("kernel");
     if want("kernel") {
-        let k = kernel::build(sh, &kernel::KernelInputs::from_repo(&root)?, flags.no_cache)?;
-        summary.push(format!("kernel: {:?} {}", k.outcome, k.dir.display()));
-        artefacts.push(place(&out, "kernel", &k.bz_image, "kernel/bzImage")?);
-        artefacts.push(place(&out, "kernel-config", &k.config, "kernel/config")?);
+        build_kernel(sh, &root, &out, flags, &mut b)?;
     }
+    stage.step("firmware");
     if want("firmware") {
-        let inputs = firmware::FirmwareInputs::from_repo(&root)?;
-        for fw in firmware::build(sh, &inputs, &flags.variant, flags.no_cache)? {
-            summary.push(format!("{}: {:?} {}", fw.role, fw.outcome, fw.dir.display()));
-            for (i, f) in fw.files.iter().enumerate() {
-                // OVMF.fd takes the variant's role; OVMF_CODE.fd -> `<role>-code`, OVMF_VARS.fd -> `<role>-vars`.
-                let role = if i == 0 { fw.role.clone() } else { format!("{}-{}", fw.role, f.trim_end_matches(".fd").trim_start_matches("OVMF_").to_lowercase()) };
-                artefacts.push(place(&out, &role, &fw.dir.join(f), &format!("firmware/{}/{f}", fw.role))?);
-            }
+        build_firmware(sh, &root, &out, flags, &mut b)?;
+    }
+    stage.step("rootfs (mkosi, erofs, dm-verity)");
+    if want("rootfs") {
+        build_rootfs(sh, &root, &out, &mut b)?;
+    }
+    stage.step("disk (ESP + GPT)");
+    if want("disk") {
+        build_disk(&out, &mut b)?;
+    }
+    let cmdline = kernel_cmdline(&loaded.spec, b.rootfs.as_ref())?;
+    stage.step("measurements per shape");
+    let shapes = match (&b.kernel, want("measure")) {
+        (Some(k), true) => {
+            let bin = measure::cvm_measure(sh, &root)?;
+            let mi = measure::MeasureInputs {
+                kernel: k,
+                initrd: None,
+                cmdline: &cmdline,
+                ovmf_snp: b.firmware.get(role::OVMF_SNP).map(PathBuf::as_path),
+                ovmf_tdx: b.firmware.get(role::OVMF_TDX).map(PathBuf::as_path),
+            };
+            measure::shapes(sh, &bin, &loaded.spec.shapes, &mi)?
         }
-    }
-    let manifest = write_manifest(&out, &name, &artefacts)?;
-    for s in &summary {
-        eprintln!("    {s}");
-    }
-    eprintln!("==> build-image {name}: done in {} -> {}", crate::progress::fmt_duration(start.elapsed()), out.join("manifest.json").display());
+        _ => {
+            eprintln!("    skipped (needs the kernel stage)");
+            Vec::new()
+        }
+    };
+    stage.step("manifest");
+    let manifest = assemble(&loaded.spec, b, cmdline, shapes);
+    let bytes = manifest.to_bytes().context("the manifest is not valid")?;
+    tools::write_atomic(&out.join(cvm_manifest::FILE_NAME), &bytes)?;
+    let signed = sign_manifest(&root, &out, &loaded.spec, flags.key.as_deref(), &bytes)?;
+    stage.done(&format!(
+        "{} artefacts, {} shapes, signed: {signed}",
+        manifest.artefacts.len(),
+        manifest.shapes.len()
+    ));
+    eprintln!(
+        "==> build-image {name}: done in {} -> {}",
+        crate::progress::fmt_duration(start.elapsed()),
+        out.join(cvm_manifest::FILE_NAME).display()
+    );
     if flags.json {
-        println!("{manifest}");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary(&name, &manifest, &bytes, signed))?
+        );
     }
     Ok(())
 }
 
-/// The spec's name (`name = ...` at top level or in `[image]`), else `default`.
-fn spec_name(spec: Option<&Path>) -> Result<String> {
-    let Some(p) = spec else { return Ok("default".into()) };
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading spec {}", p.display()))?;
-    let v: toml::Value = toml::from_str(&text).with_context(|| format!("parsing spec {}", p.display()))?;
-    let name = v.get("name").or_else(|| v.get("image").and_then(|i| i.get("name"))).and_then(|n| n.as_str());
-    let name = match name {
-        Some(n) => n.to_string(),
-        None => p.file_stem().unwrap_or_default().to_string_lossy().to_string(),
+/// `--spec FILE` (errors as the spec crate formats them), else the embedded default.
+fn load_spec(root: &Path, spec: Option<&Path>) -> Result<LoadedSpec> {
+    let Some(p) = spec else {
+        let spec = ImageSpec::default_spec();
+        return Ok(LoadedSpec {
+            spec,
+            bytes: cvm_image_spec::DEFAULT.as_bytes().to_vec(),
+            label: cvm_image_spec::DEFAULT_FILE.into(),
+        });
     };
-    anyhow::ensure!(!name.is_empty() && !name.contains('/') && !name.starts_with('.'), "spec {}: bad image name {name:?}", p.display());
-    Ok(name)
+    let spec = ImageSpec::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bytes = std::fs::read(p).with_context(|| format!("reading spec {}", p.display()))?;
+    Ok(LoadedSpec {
+        spec,
+        bytes,
+        label: repo_label(root, p),
+    })
 }
 
-/// Copy `from` into `out/rel` atomically and describe it.
+/// A path as recorded in the manifest: relative to the repository, else its file name only.
+fn repo_label(root: &Path, p: &Path) -> String {
+    let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    match abs.strip_prefix(&root) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
+fn build_kernel(
+    sh: &Shell,
+    root: &Path,
+    out: &Path,
+    flags: &BuildImageFlags,
+    b: &mut Built,
+) -> Result<()> {
+    let inputs = kernel::KernelInputs::from_repo(root)?;
+    let k = kernel::build(sh, &inputs, flags.no_cache)?;
+    eprintln!("    kernel: {:?} {}", k.outcome, k.dir.display());
+    b.artefacts
+        .push(place(out, role::KERNEL, &k.bz_image, "kernel/bzImage")?);
+    b.artefacts
+        .push(place(out, "kernel-config", &k.config, "kernel/config")?);
+    b.kernel = Some(out.join("kernel/bzImage"));
+    b.inputs.push(Input {
+        name: format!("kernel:{}", inputs.deb_name),
+        sha256: inputs.sha256.to_lowercase(),
+        version: Some(inputs.version),
+    });
+    for f in &inputs.fragments {
+        b.inputs.push(Input {
+            name: format!("kernel-fragment:{}", repo_label(root, f)),
+            sha256: tools::sha256_file(f)?,
+            version: None,
+        });
+    }
+    Ok(())
+}
+
+fn build_firmware(
+    sh: &Shell,
+    root: &Path,
+    out: &Path,
+    flags: &BuildImageFlags,
+    b: &mut Built,
+) -> Result<()> {
+    let inputs = firmware::FirmwareInputs::from_repo(root)?;
+    for fw in firmware::build(sh, &inputs, &flags.variant, flags.no_cache)? {
+        eprintln!("    {}: {:?} {}", fw.role, fw.outcome, fw.dir.display());
+        for (i, f) in fw.files.iter().enumerate() {
+            // OVMF.fd takes the variant's role; OVMF_CODE.fd -> `<role>-code`, OVMF_VARS.fd -> `<role>-vars`.
+            let role = if i == 0 {
+                fw.role.clone()
+            } else {
+                format!(
+                    "{}-{}",
+                    fw.role,
+                    f.trim_end_matches(".fd")
+                        .trim_start_matches("OVMF_")
+                        .to_lowercase()
+                )
+            };
+            let rel = format!("firmware/{}/{f}", fw.role);
+            b.artefacts.push(place(out, &role, &fw.dir.join(f), &rel)?);
+            if i == 0 {
+                b.firmware.insert(fw.role.clone(), out.join(&rel));
+            }
+        }
+    }
+    let src = &inputs.source;
+    for t in [&src.orig, &src.debian] {
+        b.inputs.push(Input {
+            name: format!("edk2:{}", t.file),
+            sha256: t.sha256.to_lowercase(),
+            version: Some(src.version.clone()),
+        });
+    }
+    Ok(())
+}
+
+fn build_rootfs(sh: &Shell, root: &Path, out: &Path, b: &mut Built) -> Result<()> {
+    let inputs = rootfs::RootfsInputs::from_repo(root)?;
+    let r = rootfs::build(sh, &inputs)?;
+    b.artefacts
+        .push(place(out, role::ROOTFS, &r.erofs, "rootfs/rootfs.erofs")?);
+    b.artefacts
+        .push(place(out, role::VERITY, &r.verity, "rootfs/rootfs.verity")?);
+    b.artefacts.push(place(
+        out,
+        "rootfs-packages",
+        &r.manifest,
+        "rootfs/rootfs.manifest.json",
+    )?);
+    let conf = inputs.mkosi_dir.join("mkosi.conf");
+    b.inputs.push(Input {
+        name: format!("mkosi:{}", repo_label(root, &conf)),
+        sha256: tools::sha256_file(&conf)?,
+        version: None,
+    });
+    b.epoch = Some(inputs.source_date_epoch);
+    b.rootfs = Some(r);
+    Ok(())
+}
+
+fn build_disk(out: &Path, b: &mut Built) -> Result<()> {
+    let (Some(kernel), Some(r), Some(epoch)) = (&b.kernel, &b.rootfs, b.epoch) else {
+        eprintln!("    skipped (needs the kernel and rootfs stages)");
+        return Ok(());
+    };
+    let dir = out.join("disk");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let d = disk::build(&disk::DiskInputs {
+        kernel,
+        rootfs: r,
+        source_date_epoch: epoch,
+        out_dir: &dir,
+    })?;
+    b.artefacts.push(describe(out, role::DISK, &d.disk)?);
+    b.artefacts.push(describe(out, "esp", &d.esp)?);
+    Ok(())
+}
+
+/// The spec's command line template filled with the verity values (template as-is without rootfs).
+fn kernel_cmdline(spec: &ImageSpec, r: Option<&rootfs::RootfsOutputs>) -> Result<String> {
+    let Some(r) = r else {
+        return Ok(spec.kernel.cmdline.clone());
+    };
+    let values = CmdlineValues {
+        verity_roothash: r.root_hash.clone(),
+        verity_salt: r.salt.clone(),
+        dm_table: r.dm_mod_create.clone(),
+    };
+    spec.cmdline(&values)
+        .map_err(|e| anyhow::anyhow!("kernel command line template: {e}"))
+}
+
+fn assemble(
+    spec: &ImageSpec,
+    b: Built,
+    cmdline: String,
+    shapes: Vec<cvm_manifest::ShapeMeasurements>,
+) -> Manifest {
+    let image = ImageInfo {
+        name: spec.image.name.clone(),
+        version: spec.image.version.clone(),
+        test_image: spec.image.test_image,
+    };
+    let mut m = Manifest::new(image, cmdline);
+    m.source_date_epoch = b.epoch;
+    m.artefacts = b.artefacts;
+    m.inputs = b.inputs;
+    m.verity = b.rootfs.map(|r| Verity {
+        root_hash: r.root_hash,
+        salt: Some(r.salt),
+    });
+    m.shapes = shapes;
+    m
+}
+
+/// Sign with `--key`, else the spec's `[signing] key` if that file exists; returns whether it
+/// signed. Without a key, a stale envelope from an earlier run is removed.
+fn sign_manifest(
+    root: &Path,
+    out: &Path,
+    spec: &ImageSpec,
+    key: Option<&Path>,
+    bytes: &[u8],
+) -> Result<bool> {
+    let from_spec = spec
+        .signing
+        .as_ref()
+        .map(|s| s.key.resolve(root))
+        .filter(|p| p.exists());
+    let env_path = out.join(ENVELOPE);
+    let Some(key_path) = key.map(Path::to_path_buf).or(from_spec) else {
+        if env_path.exists() {
+            std::fs::remove_file(&env_path)
+                .with_context(|| format!("removing stale {}", env_path.display()))?;
+        }
+        return Ok(false);
+    };
+    let pem = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("reading signing key {}", key_path.display()))?;
+    let key = sign::SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("signing key {}: {e}", key_path.display()))?;
+    let env = sign::sign(bytes, cvm_manifest::FILE_NAME, &key).context("signing the manifest")?;
+    tools::write_atomic(&env_path, &env)?;
+    eprintln!(
+        "    signed with {} -> {}",
+        key_path.display(),
+        env_path.display()
+    );
+    Ok(true)
+}
+
+fn summary(name: &str, m: &Manifest, bytes: &[u8], signed: bool) -> serde_json::Value {
+    let artefacts: BTreeMap<&str, &str> = m
+        .artefacts
+        .iter()
+        .map(|a| (a.role.as_str(), a.sha256.as_str()))
+        .collect();
+    serde_json::json!({
+        "image": name,
+        "manifest": format!("out/{name}/{}", cvm_manifest::FILE_NAME),
+        "manifest_sha256": sha256_hex(bytes),
+        "signed": signed,
+        "root_hash": m.verity.as_ref().map(|v| v.root_hash.clone()),
+        "cmdline": m.cmdline,
+        "artefacts": artefacts,
+        "shapes": m.shapes,
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Copy `from` into `out/rel` atomically (temp file + rename) and describe it.
 fn place(out: &Path, role: &str, from: &Path, rel: &str) -> Result<Artefact> {
     let to: PathBuf = out.join(rel);
-    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    tools::write_atomic(&to, &bytes)?;
-    Ok(Artefact { role: role.into(), path: rel.into(), sha256: tools::sha256_file(&to)? })
+    let dir = to.parent().context("artefact path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    std::fs::rename(&tmp, &to)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    describe(out, role, &to)
 }
 
-/// The partial manifest (to be replaced by the manifest crate's writer): artefacts by role.
-fn write_manifest(out: &Path, name: &str, artefacts: &[Artefact]) -> Result<String> {
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "name": name, "artefacts": artefacts }))?;
-    tools::write_atomic(&out.join("manifest.json"), format!("{json}\n").as_bytes())?;
-    Ok(json)
+/// An artefact already inside `out`.
+fn describe(out: &Path, role: &str, path: &Path) -> Result<Artefact> {
+    let rel = path
+        .strip_prefix(out)
+        .with_context(|| format!("{} is not under {}", path.display(), out.display()))?;
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .len();
+    Ok(Artefact {
+        role: role.into(),
+        path: rel.to_string_lossy().into_owned(),
+        sha256: tools::sha256_file(path)?,
+        size,
+    })
 }

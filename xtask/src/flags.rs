@@ -88,17 +88,21 @@ pub struct PublishFlags {
 
 #[derive(Args)]
 pub struct BuildImageFlags {
-    /// Image spec (TOML); only its name is used so far (default: `default`)
+    /// Image spec (TOML) (default: the embedded image-spec/default.toml)
     #[arg(long)]
     pub spec: Option<std::path::PathBuf>,
-    /// Print the manifest JSON on stdout
+    /// Print a JSON summary (manifest sha256, artefacts, measurements) on stdout
     #[arg(long)]
     pub json: bool,
+    /// Sign the manifest with this PKCS#8 PEM P-256 key (`cargo xtask keygen`) into
+    /// manifest.dsse.json (default: the spec's `[signing] key`, if that file exists)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
     /// Rebuild every stage even on a cache hit, replacing the entry and reporting whether
     /// the new outputs are identical to the cached ones (a reproducibility check)
     #[arg(long)]
     pub no_cache: bool,
-    /// Run only these stages: `kernel`, `firmware` (repeatable; default: all)
+    /// Run only these stages: `kernel`, `firmware`, `rootfs`, `disk`, `measure` (repeatable; default: all)
     #[arg(long)]
     pub only: Vec<String>,
     /// Build only these firmware variants by role: `ovmf-tdx`, `ovmf-snp`, `ovmf-vtpm` (repeatable; default: all)

@@ -10,6 +10,7 @@
 pub mod disk;
 pub mod firmware;
 pub mod kernel;
+pub mod measure;
 pub mod rootfs;
 
 use anyhow::{Context, Result};

@@ -1,0 +1,207 @@
+//! Measurement stage: predicted launch measurements for every `[[shape]]` of the image spec,
+//! computed by the release `cvm-measure` binary (built with `cargo build --release -p
+//! cvm-measure`) run as a subprocess:
+//!
+//! - SNP: `cvm-measure snp --mode snp --json` with the `ovmf-snp` firmware, kernel and command
+//!   line, one entry per vCPU count: `{vcpus, vcpu_sig, guest_features, policy, launch_digest}`.
+//! - TDX: `cvm-measure tdx --qemu ... --json` with the `ovmf-tdx` firmware (ACPI captured by
+//!   QEMU under TCG, cached by cvm-measure), one entry per vCPU count:
+//!   `{vcpus, mrtd, rtmr0..rtmr3}`. A failed prediction is recorded as `{vcpus, error}` and
+//!   does not fail the build.
+//! - vTPM PCRs: not predicted yet.
+
+use anyhow::{Context, Result};
+use cvm_image_spec::{PageOrder, Shape, Vmm};
+use cvm_manifest::ShapeMeasurements;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use xshell::{cmd, Shell};
+
+/// The QEMU used to capture the ACPI tables of a TDX shape.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// What the measurements are computed over.
+pub struct MeasureInputs<'a> {
+    pub kernel: &'a Path,
+    pub initrd: Option<&'a Path>,
+    pub cmdline: &'a str,
+    /// `ovmf-snp` firmware, when built.
+    pub ovmf_snp: Option<&'a Path>,
+    /// `ovmf-tdx` firmware, when built.
+    pub ovmf_tdx: Option<&'a Path>,
+}
+
+/// Build the release `cvm-measure` binary and return its path.
+pub fn cvm_measure(sh: &Shell, root: &Path) -> Result<PathBuf> {
+    crate::tools::stage("measure: cargo build --release -p cvm-measure");
+    let _dir = sh.push_dir(root);
+    cmd!(sh, "cargo build --release --quiet -p cvm-measure")
+        .run()
+        .context("building cvm-measure")?;
+    Ok(root.join("target/release/cvm-measure"))
+}
+
+/// Measurements of every shape, in spec order.
+pub fn shapes(
+    sh: &Shell,
+    bin: &Path,
+    shapes: &[Shape],
+    inputs: &MeasureInputs<'_>,
+) -> Result<Vec<ShapeMeasurements>> {
+    shapes.iter().map(|s| shape(sh, bin, s, inputs)).collect()
+}
+
+fn shape(
+    sh: &Shell,
+    bin: &Path,
+    s: &Shape,
+    inputs: &MeasureInputs<'_>,
+) -> Result<ShapeMeasurements> {
+    eprintln!(
+        "    shape {}: vcpus {:?}, memory {}",
+        s.name, s.vcpus.0, s.memory
+    );
+    let snp = match inputs.ovmf_snp {
+        Some(fw) => Some(Value::Array(
+            s.vcpus
+                .0
+                .iter()
+                .map(|&n| snp(sh, bin, s, n, fw, inputs))
+                .collect::<Result<_>>()?,
+        )),
+        None => None,
+    };
+    let tdx = inputs.ovmf_tdx.map(|fw| {
+        Value::Array(
+            s.vcpus
+                .0
+                .iter()
+                .map(|&n| tdx(sh, bin, s, n, fw, inputs))
+                .collect(),
+        )
+    });
+    Ok(ShapeMeasurements {
+        name: s.name.clone(),
+        tdx,
+        snp,
+        vtpm: None,
+    })
+}
+
+fn snp(
+    sh: &Shell,
+    bin: &Path,
+    s: &Shape,
+    vcpus: u32,
+    fw: &Path,
+    inputs: &MeasureInputs<'_>,
+) -> Result<Value> {
+    let sig = s
+        .vcpu_signature()
+        .with_context(|| format!("shape {}: no cpu model or cpu_signature for SNP", s.name))?;
+    let (n, sig_s, feat) = (
+        vcpus.to_string(),
+        format!("{sig:#x}"),
+        format!("{:#x}", s.guest_features),
+    );
+    let vmm = match s.vmm {
+        Vmm::Qemu => "QEMU",
+        Vmm::Ec2 => "ec2",
+        Vmm::Gce => "gce",
+    };
+    let (kernel, append) = (inputs.kernel, inputs.cmdline);
+    let initrd: Vec<&Path> = inputs.initrd.into_iter().collect();
+    let initrd_flag: Vec<&str> = if initrd.is_empty() {
+        vec![]
+    } else {
+        vec!["--initrd"]
+    };
+    let out = cmd!(
+        sh,
+        "{bin} snp --mode snp --vcpus {n} --vcpu-sig {sig_s} --vmm-type {vmm} --guest-features {feat} --ovmf {fw} --kernel {kernel} {initrd_flag...} {initrd...} --append {append} --json"
+    )
+    .read()
+    .with_context(|| format!("shape {}: SNP launch digest ({vcpus} vCPUs)", s.name))?;
+    let v: Value = serde_json::from_str(&out)
+        .with_context(|| format!("parsing cvm-measure snp output {out:?}"))?;
+    let digest = v["measurement"]
+        .as_str()
+        .context("cvm-measure snp: no `measurement`")?;
+    Ok(json!({
+        "vcpus": vcpus,
+        "vcpu_sig": sig_s,
+        "guest_features": feat,
+        "policy": format!("{:#x}", s.snp_policy),
+        "launch_digest": digest,
+    }))
+}
+
+fn tdx(
+    sh: &Shell,
+    bin: &Path,
+    s: &Shape,
+    vcpus: u32,
+    fw: &Path,
+    inputs: &MeasureInputs<'_>,
+) -> Value {
+    match tdx_values(sh, bin, s, vcpus, fw, inputs) {
+        Ok(mut v) => {
+            v["vcpus"] = json!(vcpus);
+            v
+        }
+        Err(e) => {
+            eprintln!(
+                "    warning: shape {}: TDX prediction failed ({vcpus} vCPUs): {e:#}",
+                s.name
+            );
+            json!({ "vcpus": vcpus, "error": format!("{e:#}") })
+        }
+    }
+}
+
+fn tdx_values(
+    sh: &Shell,
+    bin: &Path,
+    s: &Shape,
+    vcpus: u32,
+    fw: &Path,
+    inputs: &MeasureInputs<'_>,
+) -> Result<Value> {
+    let (n, mem) = (vcpus.to_string(), format!("{}M", s.memory.bytes() >> 20));
+    let qemu_version = s.qemu_version.clone().unwrap_or_else(|| "10.0".into());
+    let (kernel, cmdline) = (inputs.kernel, inputs.cmdline);
+    let initrd: Vec<&Path> = inputs.initrd.into_iter().collect();
+    let initrd_flag: Vec<&str> = if initrd.is_empty() {
+        vec![]
+    } else {
+        vec!["--initrd"]
+    };
+    let order: Vec<&str> = match s.tdx_page_order {
+        None => vec![],
+        Some(PageOrder::SinglePass) => vec!["--page-order", "single"],
+        Some(PageOrder::TwoPass) => vec!["--page-order", "two-pass"],
+    };
+    let o = cmd!(
+        sh,
+        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd_flag...} {initrd...} --cmdline {cmdline} --qemu {QEMU} --qemu-version {qemu_version} {order...} --json"
+    )
+    .ignore_status()
+    .quiet()
+    .output()
+    .context("running cvm-measure tdx")?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    anyhow::ensure!(
+        o.status.success(),
+        "cvm-measure tdx exited with {}: {}",
+        o.status,
+        err.trim()
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: Value = serde_json::from_str(&out)
+        .with_context(|| format!("parsing cvm-measure tdx output {out:?}"))?;
+    anyhow::ensure!(
+        v.get("mrtd").is_some_and(Value::is_string),
+        "cvm-measure tdx: no `mrtd` in {out}"
+    );
+    Ok(v)
+}
