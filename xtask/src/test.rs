@@ -35,7 +35,8 @@ pub fn run(sh: &Shell, flags: &TestFlags) -> Result<()> {
 
     let t = Instant::now();
     tools::stage("test: build-image (default spec)");
-    cmd!(sh, "{xtask} build-image --no-install").run()?;
+    let spec = tools::workspace_root().join(cvm_image_spec::DEFAULT_FILE);
+    cmd!(sh, "{xtask} build-image --no-install --spec {spec}").run()?;
     let built = built_out_dir()?;
     phase_done("build-image", t);
 
