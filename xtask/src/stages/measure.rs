@@ -205,3 +205,41 @@ fn tdx_values(
     );
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_tdx_prediction_is_recorded_not_fatal() {
+        let sh = Shell::new().unwrap();
+        let spec = cvm_image_spec::ImageSpec::default_spec();
+        let p = Path::new("/nonexistent/file");
+        let inputs = MeasureInputs {
+            kernel: p,
+            initrd: None,
+            cmdline: "console=ttyS0",
+            ovmf_snp: None,
+            ovmf_tdx: Some(p),
+        };
+        let m = shape(
+            &sh,
+            Path::new("/nonexistent/cvm-measure"),
+            &spec.shapes[1],
+            &inputs,
+        )
+        .unwrap();
+        let tdx = m.tdx.unwrap();
+        let entries = tdx.as_array().unwrap();
+        assert_eq!(entries.len(), spec.shapes[1].vcpus.0.len());
+        for (e, n) in entries.iter().zip(&spec.shapes[1].vcpus.0) {
+            assert_eq!(e["vcpus"], json!(n));
+            assert!(
+                e["error"].as_str().unwrap().contains("cvm-measure tdx"),
+                "{e}"
+            );
+            assert!(e.get("mrtd").is_none());
+        }
+        assert!(m.snp.is_none() && m.vtpm.is_none());
+    }
+}
