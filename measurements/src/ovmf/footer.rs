@@ -132,7 +132,7 @@ impl FooterTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Build a firmware tail with the given entries (first = closest to the footer).

@@ -203,14 +203,20 @@ fn parse_metadata(fw: &[u8], offset_from_end: u32) -> Result<Vec<SevMetadataSect
 pub(crate) mod tests {
     use super::*;
     use crate::guid::EfiGuid;
-    use crate::ovmf::footer::OVMF_TABLE_FOOTER_GUID;
 
     /// A synthetic firmware image of `size` bytes with a footer table holding a reset block,
     /// a hash-table block and SEV metadata with `sections` (gpa, size, type).
     pub(crate) fn synth_fw(size: usize, sections: &[(u32, u32, u32)], hash_block: (u32, u32)) -> Vec<u8> {
-        let mut fw = vec![0u8; size];
-        // ASEV header at 0x1000 from the end.
+        // ASEV header at 0x1000 from the end; the footer table sits in the last 0x20+ bytes.
         let meta_off = 0x1000usize;
+        let mut hb = hash_block.0.to_le_bytes().to_vec();
+        hb.extend_from_slice(&hash_block.1.to_le_bytes());
+        let entries: Vec<(EfiGuid, Vec<u8>)> = vec![
+            (SEV_ES_RESET_BLOCK_GUID, 0x80B004u32.to_le_bytes().to_vec()),
+            (SEV_METADATA_OFFSET_GUID, (meta_off as u32).to_le_bytes().to_vec()),
+            (SEV_HASH_TABLE_RV_GUID, hb),
+        ];
+        let mut fw = crate::ovmf::footer::tests::synth(&entries, size);
         let start = size - meta_off;
         let len = SEV_METADATA_HEADER_BYTES + sections.len() * SEV_METADATA_DESC_BYTES;
         fw[start..start + 4].copy_from_slice(b"ASEV");
@@ -223,23 +229,6 @@ pub(crate) mod tests {
             fw[d + 4..d + 8].copy_from_slice(&s.to_le_bytes());
             fw[d + 8..d + 12].copy_from_slice(&t.to_le_bytes());
         }
-        let mut hb = hash_block.0.to_le_bytes().to_vec();
-        hb.extend_from_slice(&hash_block.1.to_le_bytes());
-        let entries: Vec<(EfiGuid, Vec<u8>)> = vec![
-            (SEV_ES_RESET_BLOCK_GUID, 0x80B004u32.to_le_bytes().to_vec()),
-            (SEV_METADATA_OFFSET_GUID, (meta_off as u32).to_le_bytes().to_vec()),
-            (SEV_HASH_TABLE_RV_GUID, hb),
-        ];
-        let mut table = Vec::new();
-        for (g, d) in entries.iter().rev() {
-            table.extend_from_slice(d);
-            table.extend_from_slice(&((d.len() + 18) as u16).to_le_bytes());
-            table.extend_from_slice(g.as_bytes());
-        }
-        table.extend_from_slice(&((table.len() + 18) as u16).to_le_bytes());
-        table.extend_from_slice(OVMF_TABLE_FOOTER_GUID.as_bytes());
-        let end = size - 0x20;
-        fw[end - table.len()..end].copy_from_slice(&table);
         fw
     }
 
