@@ -2,7 +2,8 @@
 //! image spec (`--spec`, else the embedded `image-spec/default.toml`) into `out/<image name>/`:
 //!
 //! 1. kernel and firmware stages (cached);
-//! 2. rootfs stage (mkosi → erofs → dm-verity);
+//! 2. rootfs stage (mkosi → erofs → dm-verity, cached; the key does not cover the Debian
+//!    archive, `--no-cache` rebuilds);
 //! 3. disk stage (ESP + GPT);
 //! 4. kernel command line from the spec template and the verity values;
 //! 5. predicted measurements per `[[shape]]` ([`stages::measure`]);
@@ -11,6 +12,11 @@
 //!
 //! Kernel and firmware inputs still come from the in-repo data (`kernel-config/`, `ovmf/`),
 //! not from the spec's `[kernel]`/`[firmware]` sections; the manifest records what was used.
+//! [`check_kernel_spec`] and [`check_firmware_spec`] refuse a spec whose source pins or
+//! firmware variants differ from what the stages build. `[kernel].fragments` is only compared
+//! and reported (a warning): the default spec lists `kernel-config/fragments/base.config`
+//! (the stage uses `kernel-config/base.config`), omits `fragments/fs.config` and orders the
+//! rest differently, and making the stage follow it would change the kernel cache key.
 
 use crate::flags::BuildImageFlags;
 use crate::progress::Stage;
@@ -67,15 +73,15 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
 
     stage.step("kernel");
     if want("kernel") {
-        build_kernel(sh, &root, &out, flags, &mut b)?;
+        build_kernel(sh, &root, &out, &loaded, flags, &mut b)?;
     }
     stage.step("firmware");
     if want("firmware") {
-        build_firmware(sh, &root, &out, flags, &mut b)?;
+        build_firmware(sh, &root, &out, &loaded, flags, &mut b)?;
     }
     stage.step("rootfs (mkosi, erofs, dm-verity)");
     if want("rootfs") {
-        build_rootfs(sh, &root, &out, &mut b)?;
+        build_rootfs(sh, &root, &out, flags, &mut b)?;
     }
     stage.step("disk (ESP + GPT)");
     if want("disk") {
@@ -161,10 +167,12 @@ fn build_kernel(
     sh: &Shell,
     root: &Path,
     out: &Path,
+    spec: &LoadedSpec,
     flags: &BuildImageFlags,
     b: &mut Built,
 ) -> Result<()> {
     let inputs = kernel::KernelInputs::from_repo(root)?;
+    check_kernel_spec(root, spec, &inputs)?;
     let k = kernel::build(sh, &inputs, flags.no_cache)?;
     eprintln!("    kernel: {:?} {}", k.outcome, k.dir.display());
     b.artefacts
@@ -191,10 +199,12 @@ fn build_firmware(
     sh: &Shell,
     root: &Path,
     out: &Path,
+    spec: &LoadedSpec,
     flags: &BuildImageFlags,
     b: &mut Built,
 ) -> Result<()> {
     let inputs = firmware::FirmwareInputs::from_repo(root)?;
+    check_firmware_spec(spec, &inputs)?;
     for fw in firmware::build(sh, &inputs, &flags.variant, flags.no_cache)? {
         eprintln!("    {}: {:?} {}", fw.role, fw.outcome, fw.dir.display());
         for (i, f) in fw.files.iter().enumerate() {
@@ -228,9 +238,143 @@ fn build_firmware(
     Ok(())
 }
 
-fn build_rootfs(sh: &Shell, root: &Path, out: &Path, b: &mut Built) -> Result<()> {
+/// Refuse a spec whose `[kernel.source]` pin differs from the one the kernel stage uses
+/// (`kernel-config/source.toml`); warn when `[kernel].fragments` differs from the fragments
+/// the stage merges (see the module documentation).
+fn check_kernel_spec(root: &Path, spec: &LoadedSpec, used: &kernel::KernelInputs) -> Result<()> {
+    let s = &spec.spec.kernel.source;
+    let mut diffs = Vec::new();
+    for (key, want, have) in [
+        ("package", s.package.as_str(), used.deb_name.as_str()),
+        ("version", s.version.as_str(), used.version.as_str()),
+    ] {
+        if want != have {
+            diffs.push(format!(
+                "[kernel.source].{key} = {want:?}, but the kernel stage uses {have:?}"
+            ));
+        }
+    }
+    if !s.sha256.eq_ignore_ascii_case(&used.sha256) {
+        diffs.push(format!(
+            "[kernel.source].sha256 = {:?}, but the kernel stage uses {:?}",
+            s.sha256, used.sha256
+        ));
+    }
+    if s.kind != cvm_image_spec::SourceKind::Deb {
+        diffs.push(format!(
+            "[kernel.source].kind = {:?}, but the kernel stage only takes a .deb",
+            s.kind
+        ));
+    }
+    if !diffs.is_empty() {
+        anyhow::bail!(
+            "{}: the spec's kernel pin differs from what the kernel stage builds (kernel-config/source.toml; \
+             the stage does not read [kernel.source] yet):\n  {}",
+            spec.label,
+            diffs.join("\n  ")
+        );
+    }
+    let listed: Vec<String> = spec
+        .spec
+        .kernel
+        .fragments
+        .iter()
+        .map(|f| f.as_str().to_string())
+        .collect();
+    let used_f: Vec<String> = used.fragments.iter().map(|f| repo_label(root, f)).collect();
+    if listed != used_f {
+        let missing: Vec<&str> = used_f
+            .iter()
+            .filter(|f| !listed.contains(f))
+            .map(String::as_str)
+            .collect();
+        let extra: Vec<&str> = listed
+            .iter()
+            .filter(|f| !used_f.contains(f))
+            .map(String::as_str)
+            .collect();
+        eprintln!(
+            "    warning: {}: [kernel].fragments is not what the kernel stage merges (it ignores [kernel].fragments): \
+             the stage uses {} (in this order); not listed in the spec: [{}]; listed but not used: [{}]",
+            spec.label,
+            used_f.join(", "),
+            missing.join(", "),
+            extra.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The `ovmf/variants.toml` role of a spec firmware variant.
+fn firmware_role(v: cvm_image_spec::FirmwareVariant) -> &'static str {
+    use cvm_image_spec::FirmwareVariant as V;
+    match v {
+        V::IntelTdx => role::OVMF_TDX,
+        V::AmdSev => role::OVMF_SNP,
+        V::OvmfVtpm => role::OVMF_VTPM,
+    }
+}
+
+/// Refuse a spec whose `[firmware.source]` pin differs from `ovmf/edk2.toml`, or whose
+/// `[firmware].variants` name a variant `ovmf/variants.toml` does not build.
+fn check_firmware_spec(spec: &LoadedSpec, used: &firmware::FirmwareInputs) -> Result<()> {
+    let s = &spec.spec.firmware.source;
+    let u = &used.source;
+    let mut diffs = Vec::new();
+    if s.package != u.package {
+        diffs.push(format!(
+            "[firmware.source].package = {:?}, but the firmware stage uses {:?}",
+            s.package, u.package
+        ));
+    }
+    if s.version != u.version {
+        diffs.push(format!(
+            "[firmware.source].version = {:?}, but the firmware stage uses {:?}",
+            s.version, u.version
+        ));
+    }
+    if !s.orig_sha256.eq_ignore_ascii_case(&u.orig.sha256) {
+        diffs.push(format!(
+            "[firmware.source].orig_sha256 = {:?}, but the firmware stage uses {:?} ({})",
+            s.orig_sha256, u.orig.sha256, u.orig.file
+        ));
+    }
+    if !s.debian_sha256.eq_ignore_ascii_case(&u.debian.sha256) {
+        diffs.push(format!(
+            "[firmware.source].debian_sha256 = {:?}, but the firmware stage uses {:?} ({})",
+            s.debian_sha256, u.debian.sha256, u.debian.file
+        ));
+    }
+    for v in &spec.spec.firmware.variants {
+        let r = firmware_role(*v);
+        if !used.variants.iter().any(|x| x.role == r) {
+            diffs.push(format!(
+                "[firmware].variants lists {:?}, but ovmf/variants.toml has no variant with role {r:?}",
+                v.as_str()
+            ));
+        }
+    }
+    if !diffs.is_empty() {
+        anyhow::bail!(
+            "{}: the spec's firmware section differs from what the firmware stage builds (ovmf/edk2.toml, \
+             ovmf/variants.toml; the stage does not read [firmware] yet):\n  {}",
+            spec.label,
+            diffs.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn build_rootfs(
+    sh: &Shell,
+    root: &Path,
+    out: &Path,
+    flags: &BuildImageFlags,
+    b: &mut Built,
+) -> Result<()> {
     let inputs = rootfs::RootfsInputs::from_repo(root)?;
-    let r = rootfs::build(sh, &inputs)?;
+    let r = rootfs::build_cached(sh, &inputs, flags.no_cache)?;
+    eprintln!("    rootfs: {:?}", r.outcome);
     b.artefacts
         .push(place(out, role::ROOTFS, &r.erofs, "rootfs/rootfs.erofs")?);
     b.artefacts

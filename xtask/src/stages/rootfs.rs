@@ -10,9 +10,15 @@
 //! the verity superblock UUID are derived, mkosi clamps mtimes to SOURCE_DATE_EPOCH. What can
 //! still change a rebuild is the Debian archive moving (see `rootfs/mkosi/mkosi.conf`).
 //!
-//! Not yet: a content-addressed cache entry (every call runs mkosi; its package cache makes
-//! reruns download nothing).
+//! Cached ([`crate::cache`], stage `rootfs`): the key covers every file under the mkosi
+//! config directory and every extra tree (relative path + contents, sorted), the mkosi and
+//! mkfs.erofs versions, SOURCE_DATE_EPOCH, the verity device names and [`RECIPE`].
+//! NOT covered: the Debian archive. Packages are resolved against the live archive at build
+//! time, so a moved archive (new package versions) does not change the key and a hit returns
+//! the tree built from the older archive state. `cargo xtask build-image --no-cache`
+//! rebuilds (and reports whether the outputs are identical to the cached entry).
 
+use crate::cache::{Cache, Key, KeyBuilder, Outcome};
 use crate::tools::{self, erofs, mkosi, veritysetup};
 use anyhow::{Context, Result};
 use cvm_rootfs::verity::{self, HashLayout, Salt, Verity};
@@ -20,6 +26,9 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use xshell::Shell;
+
+/// Bump when the steps below change in a way that changes outputs.
+const RECIPE: u32 = 1;
 
 /// Image id in `rootfs/mkosi/mkosi.conf` (`ImageId=`).
 pub const IMAGE_ID: &str = "cvm-rootfs";
@@ -84,9 +93,131 @@ pub struct RootfsOutputs {
     pub dm_mod_create: String,
     /// Everything the verity tree is: blocks, UUID, layout.
     pub tree: Verity,
+    /// Whether the outputs came from the cache.
+    pub outcome: Outcome,
 }
 
-/// Run the stage.
+/// The rootfs stage's cache key (computed before anything is built). Does not cover the
+/// Debian archive (see the module documentation).
+pub fn cache_key(sh: &Shell, inputs: &RootfsInputs) -> Result<Key> {
+    let mut kb = KeyBuilder::new("rootfs", RECIPE)
+        .text("tool mkosi", &mkosi::version(sh)?)
+        .text("tool mkfs.erofs", &erofs::version(sh)?)
+        .text("SOURCE_DATE_EPOCH", &inputs.source_date_epoch.to_string())
+        .text("data_dev", &inputs.data_dev)
+        .text("hash_dev", &inputs.hash_dev);
+    for (rel, value) in tree_inputs(&inputs.mkosi_dir)? {
+        kb = kb.text(&format!("mkosi {rel}"), &value);
+    }
+    for (i, t) in inputs.extra_trees.iter().enumerate() {
+        for (rel, value) in tree_inputs(t)? {
+            kb = kb.text(&format!("extra-tree {i} {rel}"), &value);
+        }
+    }
+    Ok(kb.finish())
+}
+
+/// Every entry under `dir` as (relative path, description), sorted by relative path: files
+/// by mode and sha256 of contents, symlinks by target, directories by mode.
+fn tree_inputs(dir: &Path) -> Result<Vec<(String, String)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let p = e
+                .with_context(|| format!("listing {}", d.display()))?
+                .path();
+            let md =
+                std::fs::symlink_metadata(&p).with_context(|| format!("stat {}", p.display()))?;
+            let rel = p
+                .strip_prefix(dir)
+                .expect("under dir")
+                .to_string_lossy()
+                .into_owned();
+            let mode = md.permissions().mode() & 0o7777;
+            let value = if md.file_type().is_symlink() {
+                let t =
+                    std::fs::read_link(&p).with_context(|| format!("readlink {}", p.display()))?;
+                format!("symlink {}", t.display())
+            } else if md.is_dir() {
+                todo.push(p.clone());
+                format!("dir {mode:o}")
+            } else {
+                format!("file {mode:o} sha256:{}", tools::sha256_file(&p)?)
+            };
+            out.push((rel, value));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Run the stage, or take its outputs from the cache (`rebuild`: always run, `--no-cache`).
+pub fn build_cached(sh: &Shell, inputs: &RootfsInputs, rebuild: bool) -> Result<RootfsOutputs> {
+    tools::stage("rootfs: cache key");
+    let key = cache_key(sh, inputs)?;
+    let (dir, outcome) = Cache::open()?.get_or_build("rootfs", &key, rebuild, |out| {
+        build(sh, inputs)?;
+        let src = tools::cache_dir()?.join("rootfs/out");
+        for f in [
+            "rootfs.erofs",
+            "rootfs.verity",
+            "rootfs.manifest.json",
+            "rootfs.json",
+        ] {
+            super::copy(&src.join(f), &out.join(f))?;
+        }
+        Ok(())
+    })?;
+    let erofs_path = dir.join("rootfs.erofs");
+    let summary_path = dir.join("rootfs.json");
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&summary_path)
+            .with_context(|| format!("reading {}", summary_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", summary_path.display()))?;
+    // Recompute the verity description from the cached erofs (deterministic: the salt is
+    // derived from the erofs digest) and check it against the entry.
+    let digest: [u8; 32] = hex::decode(tools::sha256_file(&erofs_path)?)?
+        .try_into()
+        .expect("sha256 is 32 bytes");
+    if summary["erofs_sha256"].as_str() != Some(hex::encode(digest).as_str()) {
+        anyhow::bail!(
+            "{}: erofs_sha256 does not match {} (a damaged cache entry: remove {} or use --no-cache)",
+            summary_path.display(),
+            erofs_path.display(),
+            dir.display()
+        );
+    }
+    let salt = Salt::derive(&digest);
+    let data =
+        File::open(&erofs_path).with_context(|| format!("opening {}", erofs_path.display()))?;
+    let tree = verity::format(data, std::io::sink(), &salt, HashLayout::Superblock)
+        .with_context(|| format!("dm-verity of {}", erofs_path.display()))?;
+    if summary["root_hash"].as_str() != Some(tree.root_hash_hex().as_str()) {
+        anyhow::bail!(
+            "{}: root_hash does not match the recomputed one (remove {} or use --no-cache)",
+            summary_path.display(),
+            dir.display()
+        );
+    }
+    if outcome == Outcome::Hit {
+        eprintln!("    root hash {}", tree.root_hash_hex());
+    }
+    Ok(RootfsOutputs {
+        verity: dir.join("rootfs.verity"),
+        manifest: dir.join("rootfs.manifest.json"),
+        root_hash: tree.root_hash_hex(),
+        salt: salt.to_hex(),
+        dm_mod_create: tree.dm_mod_create(DM_NAME, &inputs.data_dev, &inputs.hash_dev),
+        erofs: erofs_path,
+        tree,
+        outcome,
+    })
+}
+
+/// Run the stage without the cache (outputs in `<cache>/rootfs/out/`).
 pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
     let base = tools::cache_dir()?.join("rootfs");
     let out = base.join("out");
@@ -188,6 +319,7 @@ pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
         salt: salt.to_hex(),
         dm_mod_create,
         tree: tree_info,
+        outcome: Outcome::Built,
     })
 }
 
