@@ -10,13 +10,10 @@
 //! 6. `manifest.json` (`cvm-manifest`, canonical JSON, atomic) and, with a signing key
 //!    (`--key` or the spec's `[signing] key` when that file exists), `manifest.dsse.json`.
 //!
-//! Kernel and firmware inputs still come from the in-repo data (`kernel-config/`, `ovmf/`),
-//! not from the spec's `[kernel]`/`[firmware]` sections; the manifest records what was used.
-//! [`check_kernel_spec`] and [`check_firmware_spec`] refuse a spec whose source pins or
-//! firmware variants differ from what the stages build. `[kernel].fragments` is only compared
-//! and reported (a warning): the default spec lists `kernel-config/fragments/base.config`
-//! (the stage uses `kernel-config/base.config`), omits `fragments/fs.config` and orders the
-//! rest differently, and making the stage follow it would change the kernel cache key.
+//! The kernel stage merges the spec's `[kernel].fragments` in order. The kernel and edk2
+//! source pins and the variant recipes still come from the in-repo data
+//! (`kernel-config/source.toml`, `ovmf/`); [`check_kernel_spec`] and [`check_firmware_spec`]
+//! refuse a spec whose pins or firmware variants differ from them.
 
 use crate::flags::BuildImageFlags;
 use crate::progress::Stage;
@@ -171,8 +168,11 @@ fn build_kernel(
     flags: &BuildImageFlags,
     b: &mut Built,
 ) -> Result<()> {
-    let inputs = kernel::KernelInputs::from_repo(root)?;
-    check_kernel_spec(root, spec, &inputs)?;
+    let mut inputs = kernel::KernelInputs::from_repo(root)?;
+    // The merge list is the spec's `[kernel].fragments`, in its order (validated to stay
+    // inside the repository); the source pin is still kernel-config/source.toml, checked below.
+    inputs.fragments = spec.spec.kernel.fragments.iter().map(|f| root.join(f.as_str())).collect();
+    check_kernel_spec(spec, &inputs)?;
     let k = kernel::build(sh, &inputs, flags.no_cache)?;
     eprintln!("    kernel: {:?} {}", k.outcome, k.dir.display());
     b.artefacts
@@ -239,9 +239,8 @@ fn build_firmware(
 }
 
 /// Refuse a spec whose `[kernel.source]` pin differs from the one the kernel stage uses
-/// (`kernel-config/source.toml`); warn when `[kernel].fragments` differs from the fragments
-/// the stage merges (see the module documentation).
-fn check_kernel_spec(root: &Path, spec: &LoadedSpec, used: &kernel::KernelInputs) -> Result<()> {
+/// (`kernel-config/source.toml`).
+fn check_kernel_spec(spec: &LoadedSpec, used: &kernel::KernelInputs) -> Result<()> {
     let s = &spec.spec.kernel.source;
     let mut diffs = Vec::new();
     for (key, want, have) in [
@@ -272,34 +271,6 @@ fn check_kernel_spec(root: &Path, spec: &LoadedSpec, used: &kernel::KernelInputs
              the stage does not read [kernel.source] yet):\n  {}",
             spec.label,
             diffs.join("\n  ")
-        );
-    }
-    let listed: Vec<String> = spec
-        .spec
-        .kernel
-        .fragments
-        .iter()
-        .map(|f| f.as_str().to_string())
-        .collect();
-    let used_f: Vec<String> = used.fragments.iter().map(|f| repo_label(root, f)).collect();
-    if listed != used_f {
-        let missing: Vec<&str> = used_f
-            .iter()
-            .filter(|f| !listed.contains(f))
-            .map(String::as_str)
-            .collect();
-        let extra: Vec<&str> = listed
-            .iter()
-            .filter(|f| !used_f.contains(f))
-            .map(String::as_str)
-            .collect();
-        eprintln!(
-            "    warning: {}: [kernel].fragments is not what the kernel stage merges (it ignores [kernel].fragments): \
-             the stage uses {} (in this order); not listed in the spec: [{}]; listed but not used: [{}]",
-            spec.label,
-            used_f.join(", "),
-            missing.join(", "),
-            extra.join(", ")
         );
     }
     Ok(())

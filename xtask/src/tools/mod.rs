@@ -33,10 +33,12 @@ pub fn workspace_root() -> PathBuf {
 /// The content-addressed cache (outside the checkout; safe to delete):
 /// `$CVM_CACHE_DIR`, else `$XDG_CACHE_HOME/cvm-image`, else `~/.cache/cvm-image`.
 pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("CVM_CACHE_DIR") {
+    // An empty variable counts as unset (it would otherwise mean "the current directory").
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = var("CVM_CACHE_DIR") {
         return Ok(PathBuf::from(d));
     }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+    if let Some(d) = var("XDG_CACHE_HOME") {
         return Ok(PathBuf::from(d).join("cvm-image"));
     }
     let home = std::env::var_os("HOME").context("neither CVM_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")?;
