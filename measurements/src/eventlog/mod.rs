@@ -1,9 +1,11 @@
 //! TCG crypto-agile event logs (TCG PC Client Platform Firmware Profile 1.05, §10): reading and
 //! writing `TCG_PCR_EVENT2` logs, the confidential-computing event log (CCEL) TDVF publishes,
-//! and replaying a log into register values. Hash-algorithm generic, so the same code serves TDX
-//! RTMRs (SHA-384, CC MR index) and vTPM PCRs (SHA-256).
+//! replaying a log into register values, and the events firmware and the Linux EFI stub measure
+//! (`events`). Hash-algorithm generic, so the same code serves TDX RTMRs (SHA-384, CC MR index)
+//! and vTPM PCRs (SHA-256 and SHA-384 banks).
 
 pub mod ccel;
+pub mod events;
 pub mod replay;
 pub mod tcg2;
 

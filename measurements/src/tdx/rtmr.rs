@@ -17,12 +17,21 @@ use super::{mrtd, sha384, Error, Sha384};
 use crate::eventlog::alg::TPM_ALG_SHA384;
 use crate::eventlog::ccel::{empty_ccel, CC_MR_INDEX_RTMR0};
 use crate::eventlog::event_type::*;
+use crate::eventlog::events::{
+    efi_action, image_load_event_data, linux_stub_events, secure_boot_config_events, Measured,
+};
 use crate::eventlog::replay::extend;
 use crate::eventlog::{EventLog, TcgPcrEvent2, TpmtHa};
 use crate::guid::EfiGuid;
 use crate::ovmf::tdvf::{TdvfDescriptor, TdvfSectionType};
 use crate::uefi::variable::{boot_order_data, secure_boot_variables_empty, EFI_GLOBAL_VARIABLE};
-use crate::uefi::{utf16le, EfiLoadOption, UefiVariableData};
+use crate::uefi::{EfiLoadOption, UefiVariableData};
+
+pub use crate::eventlog::events::{
+    effective_cmdline, EFI_CALLING_EFI_APPLICATION, EFI_EXIT_BOOT_SERVICES_INVOCATION,
+    EFI_EXIT_BOOT_SERVICES_SUCCEEDED, INITRD_EVENT_TAG_ID, LOAD_OPTIONS_EVENT_TAG_ID,
+    OVMF_INITRD_CMDLINE_SUFFIX,
+};
 
 /// Which set and order of events the firmware measures: versioned data per OVMF generation
 /// (P3). Detection from the firmware bytes is not possible in general; the caller pins it.
@@ -114,6 +123,11 @@ impl TdxEvent {
         }
     }
 
+    /// A shared event model (`eventlog::events`) hashed with SHA-384 into `rtmr`.
+    pub fn from_measured(rtmr: usize, m: Measured<'_>) -> TdxEvent {
+        TdxEvent::new(rtmr, m.event_type, &m.preimage, m.event_data, m.description)
+    }
+
     pub fn to_pcr_event2(&self) -> TcgPcrEvent2 {
         TcgPcrEvent2 {
             pcr_index: CC_MR_INDEX_RTMR0 + self.rtmr as u32,
@@ -127,17 +141,6 @@ impl TdxEvent {
     }
 }
 
-/// `EFI_ACTION` strings TDVF measures into RTMR1 (edk2 `MdePkg/Include/Guid/EventGroup.h`
-/// / `TdTcg2Dxe.c`).
-pub const EFI_CALLING_EFI_APPLICATION: &str = "Calling EFI Application from Boot Option";
-pub const EFI_EXIT_BOOT_SERVICES_INVOCATION: &str = "Exit Boot Services Invocation";
-pub const EFI_EXIT_BOOT_SERVICES_SUCCEEDED: &str = "Exit Boot Services Returned with Success";
-/// Linux EFI stub tagged-event IDs (`drivers/firmware/efi/libstub/efi-stub-helper.c`).
-pub const LOAD_OPTIONS_EVENT_TAG_ID: u32 = 0x8F3B_22ED;
-pub const INITRD_EVENT_TAG_ID: u32 = 0x8F3B_22EC;
-/// OVMF's kernel loader appends this to the command line when QEMU passes an initrd
-/// (`OvmfPkg/Library/X86QemuLoadImageLib`).
-pub const OVMF_INITRD_CMDLINE_SUFFIX: &str = " initrd=initrd";
 /// `gUefiOvmfPkgTokenSpaceGuid`, the vendor GUID TDVF uses for the TD HOB handoff table.
 const OVMF_TOKEN_SPACE_GUID: EfiGuid =
     EfiGuid::from_str_const("93bb96af-b9f2-4eb8-9462-e0ba74564236");
@@ -184,11 +187,11 @@ pub fn cfv_event(fw: &[u8], desc: &TdvfDescriptor) -> Result<TdxEvent, Error> {
 }
 
 fn separator(rtmr: usize) -> TdxEvent {
-    TdxEvent::new(rtmr, EV_SEPARATOR, &[0; 4], vec![0; 4], "separator")
+    TdxEvent::from_measured(rtmr, crate::eventlog::events::separator())
 }
 
 fn action(rtmr: usize, s: &str) -> TdxEvent {
-    TdxEvent::new(rtmr, EV_EFI_ACTION, s.as_bytes(), s.as_bytes().to_vec(), s)
+    TdxEvent::from_measured(rtmr, efi_action(s))
 }
 
 fn boot_variable(name: &str, data: &[u8]) -> TdxEvent {
@@ -205,16 +208,11 @@ pub fn rtmr0_platform_events(
     acpi: &AcpiBlobs<'_>,
 ) -> Result<Vec<TdxEvent>, Error> {
     let mut ev = vec![td_hob_event(desc, memory_bytes)?, cfv_event(fw, desc)?];
-    for v in secure_boot_variables_empty() {
-        let b = v.to_bytes();
-        ev.push(TdxEvent::new(
-            0,
-            EV_EFI_VARIABLE_DRIVER_CONFIG,
-            &b,
-            b.clone(),
-            v.unicode_name.clone(),
-        ));
-    }
+    ev.extend(
+        secure_boot_config_events(&secure_boot_variables_empty())
+            .into_iter()
+            .map(|m| TdxEvent::from_measured(0, m)),
+    );
     ev.push(separator(0));
     for (name, blob) in acpi.in_order() {
         ev.push(TdxEvent::new(
@@ -252,11 +250,7 @@ pub fn kernel_event(
         crate::pe::authenticode_sha384(kernel)?
     };
     // UEFI_IMAGE_LOAD_EVENT: location (unknown: 0), length, link-time address, no device path.
-    let mut data = Vec::with_capacity(32);
-    data.extend_from_slice(&0u64.to_le_bytes());
-    data.extend_from_slice(&(kernel.len() as u64).to_le_bytes());
-    data.extend_from_slice(&0u64.to_le_bytes());
-    data.extend_from_slice(&0u64.to_le_bytes());
+    let data = image_load_event_data(0, kernel.len() as u64, &[]);
     let how = if qemu.patches_kernel_header {
         "setup header patched as QEMU < 10.1 does"
     } else {
@@ -271,41 +265,13 @@ pub fn kernel_event(
     })
 }
 
-fn tagged(id: u32, what: &str, preimage: &[u8]) -> TdxEvent {
-    // TCG_PCClientTaggedEvent: taggedEventID, taggedEventDataSize, taggedEventData.
-    let text = [what.as_bytes(), &[0]].concat();
-    let mut data = id.to_le_bytes().to_vec();
-    data.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    data.extend_from_slice(&text);
-    TdxEvent::new(2, EV_EVENT_TAG, preimage, data, what)
-}
-
-/// The command line the Linux EFI stub sees in `LoadOptions`: `cmdline` plus OVMF's
-/// ` initrd=initrd` when an initrd is passed.
-pub fn effective_cmdline(cmdline: &str, has_initrd: bool) -> String {
-    if has_initrd {
-        format!("{cmdline}{OVMF_INITRD_CMDLINE_SUFFIX}")
-    } else {
-        cmdline.to_owned()
-    }
-}
-
-/// RTMR2 events of the Linux EFI stub: LoadOptions (UTF-16LE + NUL) and the initrd. An empty
-/// command line without initrd is not measured (no LoadOptions).
+/// RTMR2 events of the Linux EFI stub ([`linux_stub_events`]): LoadOptions (UTF-16LE + NUL)
+/// and the initrd. An empty command line without initrd is not measured (no LoadOptions).
 pub fn rtmr2_events(cmdline: &str, initrd: Option<&[u8]>) -> Vec<TdxEvent> {
-    let mut ev = Vec::new();
-    let line = effective_cmdline(cmdline, initrd.is_some());
-    if !line.is_empty() {
-        ev.push(tagged(
-            LOAD_OPTIONS_EVENT_TAG_ID,
-            "LOADED_IMAGE::LoadOptions",
-            &utf16le(&line, true),
-        ));
-    }
-    if let Some(i) = initrd {
-        ev.push(tagged(INITRD_EVENT_TAG_ID, "Linux initrd", i));
-    }
-    ev
+    linux_stub_events(cmdline, initrd)
+        .into_iter()
+        .map(|m| TdxEvent::from_measured(2, m))
+        .collect()
 }
 
 /// Predict MRTD, RTMR0..3 and the event log of a direct-boot TD.
