@@ -14,6 +14,8 @@ use crate::flags::BootSmokeFlags;
 use crate::stages::{firmware, kernel};
 use crate::tools::{self, qemu};
 use anyhow::{Context, Result};
+/// The newc writer, moved to `cvm_rootfs::cpio` (still reachable here as `boot_smoke::Cpio`).
+pub use cvm_rootfs::cpio::Writer as Cpio;
 use std::time::Instant;
 use xshell::Shell;
 
@@ -72,70 +74,10 @@ pub fn smoke_initramfs(busybox: &[u8]) -> Vec<u8> {
     c.finish()
 }
 
-/// A deterministic cpio "newc" (SVR4 without CRC, magic `070701`) writer, as the kernel's
-/// initramfs unpacker reads it (Documentation/driver-api/early-userspace/buffer-format.rst).
-#[derive(Default)]
-pub struct Cpio {
-    buf: Vec<u8>,
-    ino: u32,
-}
-
-impl Cpio {
-    /// Append one entry: `mode` includes the file type bits; `rdev` = (major, minor) for
-    /// device nodes; `data` is the file content or the symlink target.
-    pub fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
-        self.ino += 1;
-        let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
-        self.header(self.ino, mode, nlink, data.len() as u32, rdev, name);
-        self.buf.extend_from_slice(data);
-        self.pad();
-    }
-
-    fn header(&mut self, ino: u32, mode: u32, nlink: u32, size: u32, rdev: (u32, u32), name: &str) {
-        let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, name.len() as u32 + 1, 0];
-        self.buf.extend_from_slice(b"070701");
-        for f in fields {
-            self.buf.extend_from_slice(format!("{f:08x}").as_bytes());
-        }
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.push(0);
-        self.pad();
-    }
-
-    fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
-        }
-    }
-
-    /// Append the `TRAILER!!!` entry and return the archive.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.header(0, 0, 1, 0, (0, 0), "TRAILER!!!");
-        self.buf
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn newc_header_layout() {
-        let mut c = Cpio::default();
-        c.entry("init", 0o100755, b"abc", (0, 0));
-        let b = c.finish();
-        // 110-byte header, "init\0" (5) -> 115, padded to 116; data 3 -> 119, padded to 120.
-        assert_eq!(&b[..6], b"070701");
-        assert_eq!(&b[6..14], b"00000001", "ino");
-        assert_eq!(&b[14..22], b"000081ed", "mode 0100755");
-        assert_eq!(&b[54..62], b"00000003", "filesize");
-        assert_eq!(&b[94..102], b"00000005", "namesize includes NUL");
-        assert_eq!(&b[110..115], b"init\0");
-        assert_eq!(&b[116..119], b"abc");
-        assert_eq!(&b[120..126], b"070701");
-        assert_eq!(&b[230..241], b"TRAILER!!!\0");
-        assert_eq!(b.len() % 4, 0);
-    }
+    use sha2::Digest;
 
     #[test]
     fn initramfs_is_deterministic_and_has_what_boot_needs() {
@@ -147,6 +89,13 @@ mod tests {
             assert!(text.contains(name), "missing {name}");
         }
         assert!(INIT.contains(MARKER));
+        let entries = cvm_rootfs::cpio::parse(&a).expect("the smoke initramfs is a valid newc archive");
+        let names: Vec<&str> = entries.iter().map(|e| e.name).collect();
+        assert_eq!(names, ["bin", "dev", "proc", "sys", "bin/busybox", "bin/sh", "dev/console", "init"]);
+        assert_eq!(entries[7].data, INIT.as_bytes());
         assert!(INIT.starts_with("#!/bin/sh\n"));
+        // The bytes the writer produced before it moved to cvm_rootfs::cpio.
+        let sha = sha2::Sha256::digest(&a);
+        assert_eq!(hex::encode(sha), "d27bbdd67b0a65ed5563a98600b7c4f7e8e5af6bfea7a2d571919d6f8b84a762");
     }
 }
