@@ -9,6 +9,8 @@
 //! - Other GUIDs are [`derive_uuid`] of a domain string and the contents.
 //! - Both read-only root partitions carry GPT attribute bit 60 (read-only, as repart sets it
 //!   for `Verity=` partitions).
+//! - [`crate::gpt_read`] reads a table back, strictly, and [`crate::gpt_read::Gpt::layout`]
+//!   turns it into the [`Layout`] that was written.
 
 use gpt::partition_types::{OperatingSystem, Type};
 use gpt::{GptConfig, GptDisk};
