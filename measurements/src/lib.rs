@@ -13,3 +13,4 @@ pub mod initdata;
 pub mod pe;
 pub mod tdx;
 pub mod uefi;
+pub mod vtpm;

@@ -62,7 +62,12 @@ pub fn separator() -> Measured<'static> {
 
 /// `EV_EFI_ACTION`: the ASCII string, no NUL, is both preimage and event data.
 pub fn efi_action(s: &str) -> Measured<'static> {
-    Measured::new(EV_EFI_ACTION, s.as_bytes().to_vec(), s.as_bytes().to_vec(), s)
+    Measured::new(
+        EV_EFI_ACTION,
+        s.as_bytes().to_vec(),
+        s.as_bytes().to_vec(),
+        s,
+    )
 }
 
 /// `EV_EVENT_TAG` as the Linux EFI stub logs it: `TCG_PCClientTaggedEvent` (taggedEventID,
@@ -160,6 +165,9 @@ mod tests {
         assert_eq!(ev[0].preimage, utf16le(" initrd=initrd", true));
         assert_eq!(ev[1].preimage.as_ref(), b"x");
         // taggedEventID, size 13, "Linux initrd\0"
-        assert_eq!(&ev[1].event_data[..8], [0xec, 0x22, 0x3b, 0x8f, 13, 0, 0, 0]);
+        assert_eq!(
+            &ev[1].event_data[..8],
+            [0xec, 0x22, 0x3b, 0x8f, 13, 0, 0, 0]
+        );
     }
 }

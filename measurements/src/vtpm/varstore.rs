@@ -1,0 +1,180 @@
+//! The UEFI variable store OVMF carries at the start of a unified `OVMF.fd` (the NV firmware
+//! volume, `gEfiSystemNvDataFvGuid`): just enough to list the variables it holds, so that a
+//! prediction can refuse firmware with enrolled Secure Boot keys instead of assuming empty ones.
+//!
+//! Layout (edk2 `MdeModulePkg/Include/Guid/VariableFormat.h`, PI spec vol. 3 §3.2.1):
+//! `EFI_FIRMWARE_VOLUME_HEADER` (`_FVH` at 0x28, `HeaderLength` at 0x30), then
+//! `VARIABLE_STORE_HEADER` (signature GUID, size, format 0x5A, state 0xFE, 8 reserved bytes),
+//! then 4-byte aligned variables, each `StartId` 0x55AA, `State`, header, name (UTF-16LE, NUL
+//! included) and data.
+
+use super::Error;
+use crate::guid::EfiGuid;
+
+/// `gEfiSystemNvDataFvGuid`: the file-system GUID of the NV variable firmware volume.
+pub const SYSTEM_NV_DATA_FV_GUID: EfiGuid =
+    EfiGuid::from_str_const("fff12b8d-7696-4c8b-a985-2747075b4f50");
+/// `gEfiAuthenticatedVariableGuid`: a store of `AUTHENTICATED_VARIABLE_HEADER`s.
+pub const AUTHENTICATED_VARIABLE_GUID: EfiGuid =
+    EfiGuid::from_str_const("aaf32c78-947b-439a-a180-2e144ec37792");
+/// `gEfiVariableGuid`: a store of plain `VARIABLE_HEADER`s.
+pub const VARIABLE_GUID: EfiGuid = EfiGuid::from_str_const("ddcf3616-3275-4164-98b6-fe85707ffe7d");
+
+const VARIABLE_START_ID: u16 = 0x55AA;
+/// `VAR_ADDED`, and `VAR_ADDED & VAR_IN_DELETED_TRANSITION`: the states of a live variable.
+const LIVE_STATES: [u8; 2] = [0x3F, 0x3E];
+
+/// One live variable of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVariable {
+    pub vendor: EfiGuid,
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+fn le(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0, |a, &x| (a << 8) | u64::from(x))
+}
+
+/// The live variables of the store at the start of `firmware`, in store order.
+pub fn variables(firmware: &[u8]) -> Result<Vec<StoredVariable>, Error> {
+    let bad = |offset: usize, problem: String| Error::Varstore { offset, problem };
+    let get = |off: usize, n: usize, what: &str| {
+        off.checked_add(n)
+            .and_then(|e| firmware.get(off..e))
+            .ok_or_else(|| {
+                bad(
+                    off,
+                    format!(
+                        "{what} needs {n} bytes, the firmware has {}",
+                        firmware.len()
+                    ),
+                )
+            })
+    };
+    if get(0x10, 16, "FV FileSystemGuid")? != SYSTEM_NV_DATA_FV_GUID.as_bytes()
+        || get(0x28, 4, "FV signature")? != b"_FVH"
+    {
+        return Err(bad(
+            0,
+            "no NV variable firmware volume (gEfiSystemNvDataFvGuid, _FVH) at the start: not a unified OVMF.fd".into(),
+        ));
+    }
+    let store = le(get(0x30, 2, "FV HeaderLength")?) as usize;
+    let sig = get(store, 16, "VARIABLE_STORE_HEADER.Signature")?;
+    let header_len = if sig == AUTHENTICATED_VARIABLE_GUID.as_bytes() {
+        60
+    } else if sig == VARIABLE_GUID.as_bytes() {
+        32
+    } else {
+        return Err(bad(store, "unknown variable store signature".into()));
+    };
+    let size = le(get(store + 16, 4, "VARIABLE_STORE_HEADER.Size")?) as usize;
+    let end = store.saturating_add(size);
+    if end > firmware.len() {
+        return Err(bad(
+            store + 16,
+            format!(
+                "a store of {size:#x} bytes does not fit in the {}-byte firmware",
+                firmware.len()
+            ),
+        ));
+    }
+    let mut off = store + 28;
+    let mut out = Vec::new();
+    while off + header_len <= end && le(get(off, 2, "StartId")?) == u64::from(VARIABLE_START_ID) {
+        let state = get(off + 2, 1, "State")?[0];
+        // NameSize, DataSize and VendorGuid are the last 24 bytes of either header.
+        let name_size = le(get(off + header_len - 24, 4, "NameSize")?) as usize;
+        let data_size = le(get(off + header_len - 20, 4, "DataSize")?) as usize;
+        let vendor = EfiGuid(
+            get(off + header_len - 16, 16, "VendorGuid")?
+                .try_into()
+                .unwrap(),
+        );
+        let name_at = off + header_len;
+        let name = get(name_at, name_size, "variable name")?;
+        let data = get(name_at + name_size, data_size, "variable data")?;
+        let units: Vec<u16> = name
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0)
+            .collect();
+        let name = String::from_utf16(&units)
+            .map_err(|_| bad(name_at, "variable name is not UTF-16".into()))?;
+        if LIVE_STATES.contains(&state) {
+            out.push(StoredVariable {
+                vendor,
+                name,
+                data: data.to_vec(),
+            });
+        }
+        off = (name_at + name_size + data_size + 3) & !3;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A 4 KiB NV volume with an authenticated store holding `vars` (state, vendor, name, data).
+    pub(crate) fn nv_volume(vars: &[(u8, EfiGuid, &str, &[u8])]) -> Vec<u8> {
+        let mut fw = vec![0xFFu8; 4096];
+        fw[0x10..0x20].copy_from_slice(SYSTEM_NV_DATA_FV_GUID.as_bytes());
+        fw[0x28..0x2C].copy_from_slice(b"_FVH");
+        fw[0x30..0x32].copy_from_slice(&72u16.to_le_bytes());
+        fw[72..88].copy_from_slice(AUTHENTICATED_VARIABLE_GUID.as_bytes());
+        fw[88..92].copy_from_slice(&(4096u32 - 72).to_le_bytes());
+        let mut off = 100;
+        for (state, vendor, name, data) in vars {
+            let n = crate::uefi::utf16le(name, true);
+            let mut h = vec![0u8; 60];
+            h[..2].copy_from_slice(&VARIABLE_START_ID.to_le_bytes());
+            h[2] = *state;
+            h[36..40].copy_from_slice(&(n.len() as u32).to_le_bytes());
+            h[40..44].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            h[44..60].copy_from_slice(vendor.as_bytes());
+            let rec = [h, n, data.to_vec()].concat();
+            fw[off..off + rec.len()].copy_from_slice(&rec);
+            off = (off + rec.len() + 3) & !3;
+        }
+        fw
+    }
+
+    #[test]
+    fn lists_live_variables_only() {
+        let g = crate::uefi::variable::EFI_GLOBAL_VARIABLE;
+        let fw = nv_volume(&[
+            (0x3F, g, "PK", b"key"),
+            (0x3C, g, "KEK", b"old"),
+            (0x3F, g, "X", b""),
+        ]);
+        let v = variables(&fw).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].name.as_str(), v[0].data.as_slice()),
+            ("PK", &b"key"[..])
+        );
+        assert_eq!(v[1].name, "X");
+        assert!(variables(&nv_volume(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_varstore() {
+        assert!(matches!(
+            variables(&[0u8; 64]),
+            Err(Error::Varstore { offset: 0, .. })
+        ));
+        let mut fw = nv_volume(&[]);
+        fw[72] ^= 1;
+        assert!(matches!(
+            variables(&fw),
+            Err(Error::Varstore { offset: 72, .. })
+        ));
+        let fw = nv_volume(&[(0x3F, VARIABLE_GUID, "name", b"data")]);
+        for n in [0, 0x30, 80, 120, 160] {
+            assert!(variables(&fw[..n]).is_err(), "{n}");
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! vTPM PCR prediction against real boots: the event logs and PCRs captured from QEMU + swtpm
+//! + OVMF direct kernel boots in `tests/vectors/vtpm/` (how: its README.md and capture.sh).
+//!
+//! For every capture: our parser reads the log back byte for byte, replaying it gives the PCRs
+//! the guest read from the TPM (0-9, both banks), and `vtpm::measure` over the same firmware,
+//! kernel, initrd and command line predicts PCRs 4, 5, 7, 9 and each of their events. The inputs
+//! are the built image (`CVM_BUILT_OUT`, as `cargo xtask test` sets it) and the pinned fixtures
+//! (`CVM_FIXTURES`), checked against the sha256 each capture recorded. `tpm2_eventlog`
+//! (tpm2-tools), where installed, cross-checks our parse of every log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cvm_measurements::eventlog::event_type::{self, EV_EFI_BOOT_SERVICES_APPLICATION};
+use cvm_measurements::eventlog::events::effective_cmdline;
+use cvm_measurements::eventlog::EventLog;
+use cvm_measurements::vtpm::{
+    self, check_log, compare_events, Bank, PcrValues, VtpmBoot, BANKS, PREDICTED_PCRS,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm");
+/// Every capture, as in capture.sh.
+const CAPTURES: [&str; 6] = [
+    "ovmf-vtpm",
+    "ovmf-vtpm-cmdline-verity",
+    "ovmf-vtpm-2g",
+    "ovmf-vtpm-disk",
+    "debian-ovmf",
+    "debian-ovmf-debian-kernel",
+];
+
+struct Capture {
+    name: &'static str,
+    dir: PathBuf,
+    meta: Value,
+    log_bytes: Vec<u8>,
+    log: EventLog,
+    /// What the guest read from /sys/class/tpm/tpm0/pcr-<bank>/0..23.
+    pcrs: BTreeMap<Bank, PcrValues>,
+}
+
+fn load(name: &'static str) -> Capture {
+    let dir = Path::new(VECTORS).join(name);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{name}/{f}: {e}"));
+    let meta: Value = serde_json::from_slice(&read("capture.json")).unwrap();
+    let log_bytes = read("binary_bios_measurements");
+    let log = EventLog::parse(&log_bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let doc: Value = serde_json::from_slice(&read("pcrs.json")).unwrap();
+    let pcrs = BANKS
+        .iter()
+        .map(|&b| {
+            let v = (0..24)
+                .map(|i| {
+                    let h = doc[b.name()][i.to_string()].as_str().unwrap();
+                    (i, hex::decode(h).unwrap())
+                })
+                .collect();
+            (b, v)
+        })
+        .collect();
+    Capture {
+        name,
+        dir,
+        meta,
+        log_bytes,
+        log,
+        pcrs,
+    }
+}
+
+fn env_dir(var: &str, how: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set: run the suite with `cargo xtask test` ({how})")
+    }))
+}
+
+/// An input of a capture (`built:REL`, `fixture:ID`, `initrd.cpio`), checked against the
+/// sha256 the capture recorded.
+fn input(c: &Capture, what: &str) -> Vec<u8> {
+    let src = c.meta[what]["source"].as_str().unwrap();
+    let path = if let Some(rel) = src.strip_prefix("built:") {
+        env_dir("CVM_BUILT_OUT", "it builds the image first").join(rel)
+    } else if let Some(id) = src.strip_prefix("fixture:") {
+        env_dir("CVM_FIXTURES", "it fetches the pinned fixtures").join(id)
+    } else {
+        Path::new(VECTORS).join(src)
+    };
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {}: {e}", c.name, path.display()));
+    let want = c.meta[what]["sha256"].as_str().unwrap();
+    let got = hex::encode(Sha256::digest(&bytes));
+    assert_eq!(
+        got,
+        want,
+        "{}: {what} {} is not the one the capture booted: the {what} changed since, so the \
+         vector is stale. Recapture: measurements/tests/vectors/vtpm/capture.sh {} (README.md)",
+        c.name,
+        path.display(),
+        c.name
+    );
+    bytes
+}
+
+#[test]
+fn logs_parse_back_byte_for_byte_and_replay_to_the_captured_pcrs() {
+    for name in CAPTURES {
+        let c = load(name);
+        assert_eq!(
+            c.log.to_bytes(),
+            c.log_bytes,
+            "{name}: re-serialized log differs"
+        );
+        assert_eq!(c.log.spec_id, vtpm::spec_id(), "{name}: banks of the log");
+        for bank in BANKS {
+            let replayed = vtpm::replay_log(&c.log, bank).unwrap();
+            let bad = vtpm::compare_pcrs(bank, 0..=9, &replayed, &c.pcrs[&bank]);
+            assert!(bad.is_empty(), "{name}: {}", bad[0]);
+            // And the log is not trivially empty: every predicted PCR is extended.
+            for p in PREDICTED_PCRS {
+                assert!(replayed.contains_key(&p), "{name}: PCR {p} not in the log");
+            }
+        }
+    }
+}
+
+#[test]
+fn predictions_match_every_capture_event_by_event() {
+    for name in CAPTURES {
+        let c = load(name);
+        let (firmware, kernel, initrd) = (
+            input(&c, "firmware"),
+            input(&c, "kernel"),
+            input(&c, "initrd"),
+        );
+        let cmdline = c.meta["cmdline"].as_str().unwrap();
+        // OVMF hands the stub `cmdline initrd=initrd`: the guest's /proc/cmdline says so.
+        let proc_cmdline = std::fs::read_to_string(c.dir.join("proc_cmdline")).unwrap();
+        assert_eq!(
+            proc_cmdline,
+            effective_cmdline(cmdline, true) + "\n",
+            "{name}"
+        );
+
+        let m = vtpm::measure(&VtpmBoot {
+            firmware: &firmware,
+            kernel: &kernel,
+            initrd: Some(&initrd),
+            cmdline,
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+        for bank in BANKS {
+            for p in PREDICTED_PCRS {
+                assert_eq!(
+                    m.pcr(bank, p).map(hex::encode),
+                    Some(hex::encode(&c.pcrs[&bank][&p])),
+                    "{name}: PCR {p} {}",
+                    bank.name()
+                );
+            }
+        }
+        let diff = compare_events(&m, &c.log);
+        assert!(diff.is_empty(), "{name}: {}", diff[0]);
+        // Event data too, except the kernel's load address (a run-time value).
+        for p in PREDICTED_PCRS {
+            let logged: Vec<_> = c.log.events.iter().filter(|e| e.pcr_index == p).collect();
+            for (want, got) in m.events_of(p).zip(logged) {
+                let (mut w, mut g) = (want.event_data.clone(), got.event.clone());
+                if want.event_type == EV_EFI_BOOT_SERVICES_APPLICATION {
+                    w[..8].fill(0);
+                    g[..8].fill(0);
+                }
+                assert_eq!(
+                    hex::encode(w),
+                    hex::encode(g),
+                    "{name}: PCR {p} {}",
+                    want.description
+                );
+            }
+        }
+        let check = check_log(&m, &c.log, &c.pcrs).unwrap();
+        assert!(check.is_ok(), "{name}: {check}");
+    }
+}
+
+/// The vectors tell predictions apart: another capture's command line, kernel or initrd gives
+/// the PCR and the event that moved, and nothing else.
+#[test]
+fn a_wrong_input_is_caught_and_named() {
+    let a = load("ovmf-vtpm");
+    let b = load("ovmf-vtpm-cmdline-verity");
+    let e = load("debian-ovmf-debian-kernel");
+    let (firmware, kernel, initrd) = (
+        input(&a, "firmware"),
+        input(&a, "kernel"),
+        input(&a, "initrd"),
+    );
+    let cmdline_a = a.meta["cmdline"].as_str().unwrap();
+    let boot = VtpmBoot {
+        firmware: &firmware,
+        kernel: &kernel,
+        initrd: Some(&initrd),
+        cmdline: cmdline_a,
+    };
+    let moved = |m: &vtpm::VtpmMeasurement, c: &Capture| {
+        let check = check_log(m, &c.log, &c.pcrs).unwrap();
+        assert!(check.replay.is_empty(), "{check}");
+        let pcrs: std::collections::BTreeSet<u32> = check.pcrs.iter().map(|p| p.pcr).collect();
+        let pcrs: Vec<u32> = pcrs.into_iter().collect();
+        let events: Vec<(u32, usize)> = check.events.iter().map(|e| (e.pcr, e.position)).collect();
+        (pcrs, events)
+    };
+    // Capture (a)'s prediction against capture (b): only the command line moved.
+    let m = vtpm::measure(&boot).unwrap();
+    assert_eq!(moved(&m, &b), (vec![9], vec![(9, 0)]));
+    // Against the Debian kernel boot: only the kernel image moved.
+    let fw_e = input(&e, "firmware");
+    let m = vtpm::measure(&VtpmBoot {
+        firmware: &fw_e,
+        ..boot
+    })
+    .unwrap();
+    assert_eq!(moved(&m, &e), (vec![4], vec![(4, 0)]));
+    // Without the initrd: the command line loses ` initrd=initrd` and the initrd event is gone.
+    let m = vtpm::measure(&VtpmBoot {
+        initrd: None,
+        ..boot
+    })
+    .unwrap();
+    assert_eq!(moved(&m, &a), (vec![9], vec![(9, 0), (9, 1)]));
+}
+
+/// tpm2-tools' `tpm2_eventlog` (an independent parser) reads the same events and replays them
+/// to the same PCRs as we do.
+#[test]
+fn tpm2_eventlog_agrees_with_our_parse() {
+    let Ok(out) = std::process::Command::new("tpm2_eventlog")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("SKIPPED tpm2_eventlog_agrees_with_our_parse: tpm2_eventlog is not installed (Debian package tpm2-tools)");
+        return;
+    };
+    assert!(out.status.success(), "tpm2_eventlog --version failed");
+    for name in CAPTURES {
+        let c = load(name);
+        let out = std::process::Command::new("tpm2_eventlog")
+            .arg(c.dir.join("binary_bios_measurements"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let yaml = String::from_utf8(out.stdout).unwrap();
+        let (events, pcrs) = parse_tpm2_eventlog(&yaml);
+        // Their event 0 is the spec ID header event.
+        assert_eq!(events.len(), c.log.events.len() + 1, "{name}: event count");
+        for (i, (theirs, ours)) in events[1..].iter().zip(&c.log.events).enumerate() {
+            let ours_t = (
+                ours.pcr_index,
+                event_type::name(ours.event_type).unwrap().to_owned(),
+                BANKS
+                    .iter()
+                    .map(|b| {
+                        (
+                            b.name().to_owned(),
+                            hex::encode(ours.digest(b.alg()).unwrap()),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(theirs, &ours_t, "{name}: event {}", i + 1);
+        }
+        for bank in BANKS {
+            let ours = vtpm::replay_log(&c.log, bank).unwrap();
+            let theirs = &pcrs[bank.name()];
+            assert_eq!(
+                theirs.keys().collect::<Vec<_>>(),
+                ours.keys().collect::<Vec<_>>(),
+                "{name}: PCRs tpm2_eventlog replays"
+            );
+            for (p, v) in theirs {
+                assert_eq!(v, &hex::encode(&ours[p]), "{name}: PCR {p} {}", bank.name());
+            }
+        }
+    }
+}
+
+type Tpm2Event = (u32, String, Vec<(String, String)>);
+
+/// The events (PCR, type name, digests) and the replayed PCRs of `tpm2_eventlog`'s YAML.
+fn parse_tpm2_eventlog(yaml: &str) -> (Vec<Tpm2Event>, BTreeMap<String, BTreeMap<u32, String>>) {
+    let mut events: Vec<Tpm2Event> = Vec::new();
+    let mut pcrs: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
+    let (mut in_pcrs, mut bank, mut alg) = (false, String::new(), String::new());
+    let unquote = |s: &str| s.trim().trim_matches('"').to_owned();
+    for line in yaml.lines() {
+        let t = line.trim();
+        if line.starts_with("pcrs:") {
+            in_pcrs = true;
+        } else if in_pcrs {
+            if let Some(b) = t.strip_suffix(':') {
+                bank = b.to_owned();
+            } else if let Some((p, v)) = t.split_once(':') {
+                let v = v.trim().trim_start_matches("0x").to_owned();
+                pcrs.entry(bank.clone())
+                    .or_default()
+                    .insert(p.trim().parse().unwrap(), v);
+            }
+        } else if t.starts_with("- EventNum:") {
+            events.push((0, String::new(), Vec::new()));
+        } else if let Some(v) = t.strip_prefix("PCRIndex:") {
+            events.last_mut().unwrap().0 = v.trim().parse().unwrap();
+        } else if let Some(v) = t.strip_prefix("EventType:") {
+            events.last_mut().unwrap().1 = v.trim().to_owned();
+        } else if let Some(v) = t.strip_prefix("- AlgorithmId:") {
+            alg = v.trim().to_owned();
+        } else if let Some(v) = t.strip_prefix("Digest:") {
+            // The header event's SHA-1 digest has no AlgorithmId line.
+            if !alg.is_empty() {
+                let a = std::mem::take(&mut alg);
+                events.last_mut().unwrap().2.push((a, unquote(v)));
+            }
+        }
+    }
+    (events, pcrs)
+}
