@@ -24,9 +24,18 @@ pub const KBUILD_ENV: &[(&str, &str)] = &[
     ("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH),
 ];
 
-/// Parallel jobs: the number of CPUs available to this process.
+/// Parallel jobs (make -j, edk2 -n): `$CVM_JOBS` when it is a positive number (verify-repro
+/// varies it), else the number of CPUs available to this process. In no cache key: the
+/// parallelism must not change an output.
 pub fn jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    let cpus = || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match std::env::var("CVM_JOBS") {
+        Err(_) => cpus(),
+        Ok(v) => v.trim().parse().ok().filter(|&n: &usize| n > 0).unwrap_or_else(|| {
+            eprintln!("    warning: CVM_JOBS={v:?} is not a positive number; using {}", cpus());
+            cpus()
+        }),
+    }
 }
 
 /// A kbuild line that stands for one compiled unit (for the progress heartbeat).
