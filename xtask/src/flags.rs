@@ -27,6 +27,8 @@ pub enum Cmd {
     BuildRootfs(BuildRootfsFlags),
     /// Publish a signed manifest: push it as an OCI artifact and/or register its reference values with an RVPS (loopback only)
     Publish(PublishFlags),
+    /// Build the image again from scratch in another directory (umask, TZ, locale, -j varied) and compare every output byte for byte
+    VerifyRepro(VerifyReproFlags),
 }
 
 #[derive(Args)]
@@ -118,4 +120,24 @@ pub struct BootSmokeFlags {
     /// Firmware variant (role in ovmf/variants.toml) to boot with: `ovmf-vtpm` or `ovmf-tdx` (ovmf-snp cannot boot outside SEV)
     #[arg(long, default_value = "ovmf-vtpm")]
     pub firmware: String,
+}
+
+#[derive(Args)]
+pub struct VerifyReproFlags {
+    /// Image spec (TOML) inside the checkout (default: image-spec/default.toml)
+    #[arg(long)]
+    pub spec: Option<std::path::PathBuf>,
+    /// Build A from scratch too (empty cache), instead of taking out/<name>/ from the user's cache
+    #[arg(long)]
+    pub twice: bool,
+    /// Scratch directory for build B's checkout copy, the empty caches and diffoscope reports
+    /// (default: /var/tmp/cvm-verify-repro)
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<std::path::PathBuf>,
+    /// make -j / edk2 -n of build B (default: build A's + 1)
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Skip installing build dependencies and diffoscope (assume `cargo xtask install` ran)
+    #[arg(long)]
+    pub no_install: bool,
 }

@@ -7,6 +7,9 @@ use xshell::Shell;
 
 /// Debian packages for the test suite's oracles (bookworm unless noted).
 const TEST_PACKAGES: &[&str] = &["python3-venv", "cryptsetup-bin", "gdisk", "dosfstools", "mtools", "fdisk", "binutils", "swtpm", "swtpm-tools"];
+/// `verify-repro` explains a differing output with diffoscope (bookworm 240; the minimal
+/// package, without its ~70 recommended format tools).
+const REPRO_PACKAGES: &[&str] = &["diffoscope-minimal"];
 /// Publishing oracles (bookworm): protoc for the cvm-publish codegen staleness test,
 /// docker-registry 2.8 for the OCI push test.
 const PUBLISH_TEST_PACKAGES: &[&str] = &["protobuf-compiler", "docker-registry"];
@@ -19,7 +22,8 @@ pub fn run(sh: &Shell, flags: &InstallFlags) -> Result<()> {
         "build" => install_build(sh),
         "all" => install_test(sh).and_then(|()| install_build(sh)),
         "rootfs" => install_rootfs(sh),
-        other => bail!("unknown tool set {other:?}: use `test`, `build` or `all`"),
+        "repro" => install_repro(sh),
+        other => bail!("unknown tool set {other:?}: use `test`, `build`, `rootfs`, `repro` or `all`"),
     }
 }
 
@@ -36,6 +40,7 @@ pub fn install_test(sh: &Shell) -> Result<()> {
     tools::stage("install: Debian packages for the test oracles");
     apt::install(sh, None, TEST_PACKAGES)?;
     apt::install(sh, None, PUBLISH_TEST_PACKAGES)?;
+    apt::install(sh, None, REPRO_PACKAGES)?;
     apt::install(sh, Some("trixie"), PUBLISH_TEST_PACKAGES_TRIXIE)?;
     tools::stage("install: Python venv with sev-snp-measure (PyPI)");
     python::ensure_venv(sh)?;
@@ -75,4 +80,12 @@ pub fn install_build(sh: &Shell) -> Result<()> {
     apt::install(sh, None, BUILD_PACKAGES)?;
     apt::install(sh, Some("trixie"), BUILD_PACKAGES_TRIXIE)?;
     Ok(())
+}
+
+/// What `verify-repro` needs: the build tools (build B runs with `--no-install`) and diffoscope.
+pub fn install_repro(sh: &Shell) -> Result<()> {
+    install_build(sh)?;
+    install_rootfs(sh)?;
+    tools::stage("install: diffoscope (minimal) for verify-repro");
+    apt::install(sh, None, REPRO_PACKAGES)
 }

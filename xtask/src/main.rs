@@ -14,6 +14,7 @@ mod publish;
 mod stages;
 mod test;
 mod tools;
+mod verify_repro;
 
 use anyhow::Result;
 use clap::Parser;
@@ -30,5 +31,6 @@ fn main() -> Result<()> {
         flags::Cmd::BootSmoke(f) => boot_smoke::run(&sh, &f),
         flags::Cmd::BuildRootfs(f) => build_rootfs::run(&sh, &f),
         flags::Cmd::Publish(f) => publish::run(&f),
+        flags::Cmd::VerifyRepro(f) => verify_repro::run(&sh, &f),
     }
 }

@@ -6,7 +6,9 @@
 //! 3. `cargo test --workspace --release` with `CVM_FIXTURES`, `CVM_ORACLE_BIN`,
 //!    `CVM_BUILT_OUT` and `CVM_EXTRA_OVMF` set, so no oracle or built-image test is skipped;
 //! 4. `boot-smoke`: the built kernel boots under QEMU with the built OvmfPkgX64 firmware;
-//! 5. a short run of every cargo-fuzz target (needs a nightly toolchain; said plainly if absent).
+//! 5. `verify-repro`: a second build from scratch in a copy of the checkout (other umask, TZ,
+//!    locale, -j, empty cache), every output compared byte for byte with step 2's;
+//! 6. a short run of every cargo-fuzz target (needs a nightly toolchain; said plainly if absent).
 //!
 //! Each phase prints its duration.
 
@@ -55,6 +57,11 @@ pub fn run(sh: &Shell, flags: &TestFlags) -> Result<()> {
     tools::stage("test: boot-smoke (built kernel + built OvmfPkgX64 under QEMU)");
     cmd!(sh, "{xtask} boot-smoke --firmware ovmf-vtpm").run()?;
     phase_done("boot-smoke", t);
+
+    let t = Instant::now();
+    tools::stage("test: verify-repro (one more build from scratch in another directory, compared byte for byte)");
+    cmd!(sh, "{xtask} verify-repro --no-install --spec {spec}").run()?;
+    phase_done("verify-repro", t);
 
     let t = Instant::now();
     fuzz_short(sh)?;

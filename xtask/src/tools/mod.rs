@@ -3,8 +3,10 @@
 //! One submodule per program family; stages call their typed functions.
 
 pub mod apt;
+pub mod diffoscope;
 pub mod edk2;
 pub mod erofs;
+pub mod git;
 pub mod make;
 pub mod mkosi;
 pub mod python;
