@@ -78,7 +78,7 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
     }
     stage.step("rootfs (mkosi, erofs, dm-verity)");
     if want("rootfs") {
-        build_rootfs(sh, &root, &out, flags, &mut b)?;
+        build_rootfs(sh, &root, &out, &loaded.spec, flags, &mut b)?;
     }
     stage.step("disk (ESP + GPT)");
     if want("disk") {
@@ -340,10 +340,11 @@ fn build_rootfs(
     sh: &Shell,
     root: &Path,
     out: &Path,
+    spec: &ImageSpec,
     flags: &BuildImageFlags,
     b: &mut Built,
 ) -> Result<()> {
-    let inputs = rootfs::RootfsInputs::from_repo(root)?;
+    let inputs = rootfs::RootfsInputs::for_spec(sh, root, &spec.rootfs)?;
     let r = rootfs::build_cached(sh, &inputs, flags.no_cache)?;
     eprintln!("    rootfs: {:?}", r.outcome);
     b.artefacts

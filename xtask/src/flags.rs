@@ -23,8 +23,8 @@ pub enum Cmd {
     BuildImage(BuildImageFlags),
     /// Boot the cached kernel + OvmfPkgX64 firmware under QEMU to an initramfs marker (run build-image first)
     BootSmoke(BootSmokeFlags),
-    /// Build the dm-verity root file system (mkosi + erofs + Rust verity) and, with --kernel, the GPT disk
-    BuildRootfs(BuildRootfsFlags),
+    /// Boot the built image with the mock TEE (swtpm + test key broker): predicted = measured, tampering caught, LUKS key release
+    BootTest(BootTestFlags),
     /// Publish a signed manifest: push it as an OCI artifact and/or register its reference values with an RVPS (loopback only)
     Publish(PublishFlags),
     /// Build the image again from scratch in another directory (umask, TZ, locale, -j varied) and compare every output byte for byte
@@ -48,16 +48,6 @@ pub struct KeygenFlags {
 #[derive(Args)]
 pub struct TestFlags {
     /// Skip installing packages (assume `cargo xtask install` ran)
-    #[arg(long)]
-    pub no_install: bool,
-}
-
-#[derive(Args)]
-pub struct BuildRootfsFlags {
-    /// Kernel (bzImage with EFI stub) for the ESP; without it only the rootfs stage runs
-    #[arg(long)]
-    pub kernel: Option<std::path::PathBuf>,
-    /// Skip installing packages (assume `cargo xtask install rootfs` ran)
     #[arg(long)]
     pub no_install: bool,
 }
@@ -140,4 +130,14 @@ pub struct VerifyReproFlags {
     /// Skip installing build dependencies and diffoscope (assume `cargo xtask install` ran)
     #[arg(long)]
     pub no_install: bool,
+}
+
+#[derive(Args)]
+pub struct BootTestFlags {
+    /// The build output directory holding manifest.json (default: out/<default spec name>)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Run only these cases (repeatable): good, rootfs, cmdline, kernel, initrd, firmware, signature
+    #[arg(long)]
+    pub case: Vec<String>,
 }

@@ -2,8 +2,8 @@
 //! external programs (through [`tools`]); the logic lives in the library crates.
 
 mod boot_smoke;
+mod boot_test;
 mod build_image;
-mod build_rootfs;
 mod cache;
 mod fixtures;
 mod flags;
@@ -29,7 +29,7 @@ fn main() -> Result<()> {
         flags::Cmd::Test(f) => test::run(&sh, &f),
         flags::Cmd::BuildImage(f) => build_image::run(&sh, &f),
         flags::Cmd::BootSmoke(f) => boot_smoke::run(&sh, &f),
-        flags::Cmd::BuildRootfs(f) => build_rootfs::run(&sh, &f),
+        flags::Cmd::BootTest(f) => boot_test::run(&sh, &f),
         flags::Cmd::Publish(f) => publish::run(&f),
         flags::Cmd::VerifyRepro(f) => verify_repro::run(&sh, &f),
     }

@@ -5,7 +5,9 @@
 //! 2. `build-image` the default spec (cached by content: only what changed is rebuilt);
 //! 3. `cargo test --workspace --release` with `CVM_FIXTURES`, `CVM_ORACLE_BIN`,
 //!    `CVM_BUILT_OUT` and `CVM_EXTRA_OVMF` set, so no oracle or built-image test is skipped;
-//! 4. `boot-smoke`: the built kernel boots under QEMU with the built OvmfPkgX64 firmware;
+//! 4. `boot-test`: the built image boots under QEMU with the mock TEE (swtpm); predicted =
+//!    measured, the key is released and the LUKS data disk formatted and reopened, and every
+//!    tamper case (rootfs, cmdline, kernel, initrd, firmware, signature) is caught;
 //! 5. `verify-repro`: a second build from scratch in a copy of the checkout (other umask, TZ,
 //!    locale, -j, empty cache), every output compared byte for byte with step 2's;
 //! 6. a short run of every cargo-fuzz target (needs a nightly toolchain; said plainly if absent).
@@ -54,9 +56,9 @@ pub fn run(sh: &Shell, flags: &TestFlags) -> Result<()> {
     phase_done("cargo test", t);
 
     let t = Instant::now();
-    tools::stage("test: boot-smoke (built kernel + built OvmfPkgX64 under QEMU)");
-    cmd!(sh, "{xtask} boot-smoke --firmware ovmf-vtpm").run()?;
-    phase_done("boot-smoke", t);
+    tools::stage("test: boot-test (the built image under QEMU with swtpm and the test key broker)");
+    cmd!(sh, "{xtask} boot-test --out {built}").run()?;
+    phase_done("boot-test", t);
 
     let t = Instant::now();
     tools::stage("test: verify-repro (one more build from scratch in another directory, compared byte for byte)");

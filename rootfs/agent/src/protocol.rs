@@ -99,6 +99,11 @@ pub struct DmDevice {
     pub uuid: Option<String>,
     /// Output of `veritysetup status <name>`, if the program exists and succeeded.
     pub verity_status: Option<String>,
+    /// Result of reading the whole device (`/dev/dm-N`): `ok: read N bytes`, or `error: ...`
+    /// naming the byte offset where the kernel refused the data (dm-verity returns EIO for a
+    /// block whose hash does not match the tree).
+    #[serde(default)]
+    pub read_check: Option<String>,
 }
 
 /// configfs-tsm (`/sys/kernel/config/tsm/report`) result.

@@ -1,4 +1,5 @@
-//! One broker session on the host end of the agent channel: `hello{fresh nonce}` → evidence →
+//! One broker session on the host end of the agent channel: the agent's first message →
+//! `hello{fresh nonce}` → evidence →
 //! `key` or `refused` → collect the agent's steps until `done` or end of stream.
 //! Every agent step and error is echoed on stderr and kept in the [`Outcome`].
 
@@ -65,13 +66,7 @@ pub fn serve(
 ) -> anyhow::Result<Outcome> {
     let nonce = fresh_nonce()?;
     let mut out = Outcome::default();
-    eprintln!("cvm-mock-kbs: sending hello, nonce {}", hex::encode(nonce));
-    send(
-        writer,
-        &Message::Hello {
-            nonce: hex::encode(nonce),
-        },
-    )?;
+    let mut hello_sent = false;
     let mut answered = false;
     loop {
         let msg = match protocol::read_message(reader) {
@@ -86,6 +81,18 @@ pub fn serve(
                 break;
             }
         };
+        // `hello` goes out once the agent has said something (its `ready` step): over
+        // virtio-serial, bytes the host writes before the guest opens its port are lost.
+        if !hello_sent {
+            eprintln!("cvm-mock-kbs: sending hello, nonce {}", hex::encode(nonce));
+            send(
+                writer,
+                &Message::Hello {
+                    nonce: hex::encode(nonce),
+                },
+            )?;
+            hello_sent = true;
+        }
         match msg {
             Message::Step { message } => {
                 eprintln!("agent: {message}");

@@ -29,7 +29,6 @@ pub struct DiskInputs<'a> {
 pub struct DiskOutputs {
     pub disk: PathBuf,
     pub esp: PathBuf,
-    pub layout: disk::Layout,
 }
 
 /// Run the stage.
@@ -85,6 +84,5 @@ pub fn build(inputs: &DiskInputs<'_>) -> Result<DiskOutputs> {
     Ok(DiskOutputs {
         disk: disk_path,
         esp: esp_path,
-        layout,
     })
 }

@@ -7,6 +7,7 @@
 //! checkout location and the user do not change any artefact. One build at a time per
 //! stage: each stage holds an exclusive lock on `BUILD_ROOT/<stage>.lock`.
 
+pub mod agent;
 pub mod disk;
 pub mod firmware;
 pub mod kernel;

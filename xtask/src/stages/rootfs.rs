@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use xshell::Shell;
 
 /// Bump when the steps below change in a way that changes outputs.
-const RECIPE: u32 = 1;
+const RECIPE: u32 = 2;
 
 /// Image id in `rootfs/mkosi/mkosi.conf` (`ImageId=`).
 pub const IMAGE_ID: &str = "cvm-rootfs";
@@ -42,8 +42,11 @@ pub const DM_NAME: &str = "vroot";
 pub struct RootfsInputs {
     /// Directory with `mkosi.conf`.
     pub mkosi_dir: PathBuf,
-    /// Trees copied over the image (`--extra-tree`). Hook for the guest agent: put its binary
-    /// at `<tree>/usr/bin/cvm-agent` and add the tree here.
+    /// Debian packages installed on top of mkosi's base (`--package`; the spec's
+    /// `[rootfs].packages`).
+    pub packages: Vec<String>,
+    /// Trees copied over the image (`--extra-tree`): the guest agent and PID 1, staged by
+    /// [`super::agent::extra_tree`].
     pub extra_trees: Vec<PathBuf>,
     pub source_date_epoch: u64,
     /// Kernel names of the verity data and hash devices as the guest sees the disk of
@@ -72,11 +75,25 @@ impl RootfsInputs {
         })?;
         Ok(RootfsInputs {
             mkosi_dir,
+            packages: Vec::new(),
             extra_trees: Vec::new(),
             source_date_epoch,
             data_dev: "/dev/vda2".into(),
             hash_dev: "/dev/vda3".into(),
         })
+    }
+}
+
+impl RootfsInputs {
+    /// The inputs for a spec's `[rootfs]`: [`Self::from_repo`] plus its packages and, when
+    /// it names an agent crate, the agent stage's extra tree (this builds the agent).
+    pub fn for_spec(sh: &Shell, root: &Path, spec: &cvm_image_spec::Rootfs) -> Result<RootfsInputs> {
+        let mut inputs = Self::from_repo(root)?;
+        inputs.packages = spec.packages.clone();
+        if let cvm_image_spec::Agent::Crate(name) = &spec.agent {
+            inputs.extra_trees.push(super::agent::extra_tree(sh, root, name)?);
+        }
+        Ok(inputs)
     }
 }
 
@@ -105,7 +122,8 @@ pub fn cache_key(sh: &Shell, inputs: &RootfsInputs) -> Result<Key> {
         .text("tool mkfs.erofs", &erofs::version(sh)?)
         .text("SOURCE_DATE_EPOCH", &inputs.source_date_epoch.to_string())
         .text("data_dev", &inputs.data_dev)
-        .text("hash_dev", &inputs.hash_dev);
+        .text("hash_dev", &inputs.hash_dev)
+        .text("packages", &inputs.packages.join(","));
     for (rel, value) in tree_inputs(&inputs.mkosi_dir)? {
         kb = kb.text(&format!("mkosi {rel}"), &value);
     }
@@ -118,7 +136,8 @@ pub fn cache_key(sh: &Shell, inputs: &RootfsInputs) -> Result<Key> {
 }
 
 /// Every entry under `dir` as (relative path, description), sorted by relative path: files
-/// by mode and sha256 of contents, symlinks by target, directories by mode.
+/// by execute bit and sha256 of contents, symlinks by target. Other mode bits are left out:
+/// they come from the checkout's umask, and the agent stage normalises them.
 fn tree_inputs(dir: &Path) -> Result<Vec<(String, String)>> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
@@ -135,16 +154,16 @@ fn tree_inputs(dir: &Path) -> Result<Vec<(String, String)>> {
                 .expect("under dir")
                 .to_string_lossy()
                 .into_owned();
-            let mode = md.permissions().mode() & 0o7777;
+            let exec = if md.permissions().mode() & 0o111 != 0 { "x" } else { "-" };
             let value = if md.file_type().is_symlink() {
                 let t =
                     std::fs::read_link(&p).with_context(|| format!("readlink {}", p.display()))?;
                 format!("symlink {}", t.display())
             } else if md.is_dir() {
                 todo.push(p.clone());
-                format!("dir {mode:o}")
+                "dir".to_string()
             } else {
-                format!("file {mode:o} sha256:{}", tools::sha256_file(&p)?)
+                format!("file {exec} sha256:{}", tools::sha256_file(&p)?)
             };
             out.push((rel, value));
         }
@@ -229,6 +248,7 @@ pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
         output_dir: base.join("mkosi-out"),
         package_cache_dir: base.join("mkosi-packages"),
         workspace_dir: base.join("mkosi-workspace"),
+        packages: inputs.packages.clone(),
         extra_trees: inputs.extra_trees.clone(),
         source_date_epoch: inputs.source_date_epoch,
     };

@@ -18,6 +18,8 @@ pub struct MkosiBuild {
     pub package_cache_dir: PathBuf,
     /// `--workspace-directory`: mkosi's scratch space.
     pub workspace_dir: PathBuf,
+    /// `--package=` (comma-separated), added to the config's `Packages=`.
+    pub packages: Vec<String>,
     /// `--extra-tree` for each (copied over the image after packages; the guest agent hook).
     pub extra_trees: Vec<PathBuf>,
     /// `--source-date-epoch` and `SOURCE_DATE_EPOCH`.
@@ -50,9 +52,13 @@ pub fn build(sh: &Shell, b: &MkosiBuild) -> Result<()> {
         .iter()
         .map(|t| format!("--extra-tree={}", t.display()))
         .collect();
+    let packages: Vec<String> = (!b.packages.is_empty())
+        .then(|| format!("--package={}", b.packages.join(",")))
+        .into_iter()
+        .collect();
     cmd!(
         sh,
-        "mkosi -C {config} --output-directory={out} --package-cache-directory={pkgs} --workspace-directory={ws} --source-date-epoch={epoch} {extra...} -f build"
+        "mkosi -C {config} --output-directory={out} --package-cache-directory={pkgs} --workspace-directory={ws} --source-date-epoch={epoch} {packages...} {extra...} -f build"
     )
     .env("SOURCE_DATE_EPOCH", &epoch)
     .run()

@@ -11,6 +11,7 @@ pub mod make;
 pub mod mkosi;
 pub mod python;
 pub mod qemu;
+pub mod swtpm;
 pub mod tar;
 pub mod veritysetup;
 
@@ -108,4 +109,15 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Print a `std::process::Command` line as `$ program args` (for the few tools that are
+/// spawned rather than run to completion through xshell).
+pub fn log_command(c: &std::process::Command) {
+    let mut line = c.get_program().to_string_lossy().into_owned();
+    for a in c.get_args() {
+        line.push(' ');
+        line.push_str(&a.to_string_lossy());
+    }
+    eprintln!("$ {line}");
 }

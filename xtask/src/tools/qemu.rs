@@ -90,9 +90,9 @@ pub struct Boot {
     pub extra: Vec<String>,
 }
 
-/// Boot and wait for QEMU to exit (`-no-reboot`, so a guest poweroff/panic ends it). Returns
-/// the serial output; the full command line and output are in `log`.
-pub fn boot(sh: &Shell, b: &Boot, log: &Path) -> Result<String> {
+/// The command line of `b` with the serial console going to `serial` (`stdio` or
+/// `file:PATH`), wrapped in `timeout` so that a hung guest is killed after `timeout_secs`.
+fn command<'a>(sh: &'a Shell, b: &Boot, serial: &str) -> xshell::Cmd<'a> {
     let a = accel(sh);
     let machine = format!("q35,accel={}", a.name());
     let cpu = a.cpu();
@@ -108,12 +108,34 @@ pub fn boot(sh: &Shell, b: &Boot, log: &Path) -> Result<String> {
         args.extend(["-initrd".into(), i.display().to_string()]);
     }
     args.extend(b.extra.iter().cloned());
-    let c = cmd!(
+    cmd!(
         sh,
-        "timeout -k 5 {t} {QEMU} -machine {machine} -cpu {cpu} -smp 1 -m {mem} -nodefaults -display none -serial stdio -no-reboot -kernel {kernel} -append {append} {args...}"
-    );
-    let res = super::run_logged(c, log, None);
+        "timeout -k 5 {t} {QEMU} -machine {machine} -cpu {cpu} -smp 1 -m {mem} -nodefaults -display none -serial {serial} -no-reboot -kernel {kernel} -append {append} {args...}"
+    )
+}
+
+/// Boot and wait for QEMU to exit (`-no-reboot`, so a guest poweroff/panic ends it). Returns
+/// the serial output; the full command line and output are in `log`.
+pub fn boot(sh: &Shell, b: &Boot, log: &Path) -> Result<String> {
+    let res = super::run_logged(command(sh, b, "stdio"), log, None);
     let out = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).with_context(|| format!("reading {}", log.display()))?;
     res.with_context(|| format!("QEMU boot failed or timed out after {}s (exit 124 = timeout)", b.timeout_secs))?;
     Ok(out)
+}
+
+/// Start a VM in the background, its serial console written to `serial_log` and QEMU's own
+/// messages to `serial_log` + `.qemu`. The caller talks to the guest and waits for the child
+/// (which `timeout` kills after `timeout_secs`).
+pub fn spawn(sh: &Shell, b: &Boot, serial_log: &Path) -> Result<std::process::Child> {
+    let _ = std::fs::remove_file(serial_log);
+    let c = command(sh, b, &format!("file:{}", serial_log.display()));
+    let line = c.to_string();
+    eprintln!("$ {line}");
+    let qemu_log = serial_log.with_extension("qemu.log");
+    let f = std::fs::File::create(&qemu_log).with_context(|| format!("creating {}", qemu_log.display()))?;
+    let mut c: std::process::Command = c.into();
+    c.stdin(std::process::Stdio::null())
+        .stdout(f.try_clone().with_context(|| format!("cloning {}", qemu_log.display()))?)
+        .stderr(f);
+    c.spawn().with_context(|| format!("starting `{line}`"))
 }

@@ -1,0 +1,625 @@
+//! `cargo xtask boot-test [--out DIR] [--case NAME]...`: boot the built image with the mock
+//! TEE and check what the firmware measured against the manifest's predictions.
+//!
+//! The mock TEE (a test fixture: refused unless the manifest says `test_image`): swtpm
+//! (sha256 + sha384 banks) attached to QEMU as a CRB TPM, the built `ovmf-vtpm` firmware
+//! (`-bios`), direct kernel boot of the built kernel with the manifest's command line, and the
+//! built disk (`disk.raw`, read-only) holding the dm-verity root file system. KVM when it
+//! works, TCG otherwise (`tools::qemu`). The guest's PID 1 runs `cvm-agent`, which talks to
+//! this process over a virtio-serial port (a Unix socket here); this process plays the key
+//! broker (`cvm_broker`, loopback/socket only): fresh nonce → evidence (PCRs, TCG event log,
+//! TPM2 quote, command line, dm-verity read check) → the data-disk key only if the quote
+//! verifies and the PCRs equal the manifest's reference values.
+//!
+//! Cases (each its own verdict; the task fails if any case fails):
+//! - `good`: two boots sharing a fresh data disk: the first formats it (LUKS2) and writes a
+//!   marker, the second opens it with the released key and finds the marker. Both must show:
+//!   replayed event log = reported PCRs, predicted = measured for every PCR the manifest
+//!   predicts, event by event, and the manifest's command line.
+//! - `rootfs`: one flipped byte in the root partition: dm-verity must refuse the block.
+//! - `cmdline`, `kernel`, `initrd`, `firmware`: a changed command line, a different kernel
+//!   (the built one with 4 KiB appended), an added initrd, Debian's OVMF instead of the built
+//!   one: the key must be refused, naming the PCR; the data disk must stay unchanged.
+//! - `signature`: a manifest envelope whose signature does not verify must be rejected
+//!   before any reference value is taken from it.
+
+use crate::flags::BootTestFlags;
+use crate::tools::{self, qemu, swtpm::Swtpm};
+use anyhow::{bail, Context, Result};
+use cvm_broker::policy::ReferencePcrs;
+use cvm_broker::session::{Broker, Outcome};
+use cvm_manifest::{role, Manifest};
+use cvm_measurements::eventlog::{self, EventLog};
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use xshell::Shell;
+
+/// Every case, in the order they run.
+pub const CASES: &[&str] = &["good", "rootfs", "cmdline", "kernel", "initrd", "firmware", "signature"];
+
+/// Guest memory (MiB): enough for the kernel, the agent and cryptsetup (pbkdf2, no argon2).
+const MEMORY_MIB: u32 = 512;
+/// A whole boot under TCG on a loaded 2-core machine stays far below this.
+const BOOT_TIMEOUT_SECS: u32 = 600;
+/// Size of the data disk the agent formats.
+const DATA_DISK_BYTES: u64 = 64 << 20;
+/// Debian's OVMF (package `ovmf`), the "different firmware".
+const DEBIAN_OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// The image under test, from its manifest.
+struct Image {
+    dir: PathBuf,
+    manifest: Manifest,
+    kernel: PathBuf,
+    firmware: PathBuf,
+    disk: PathBuf,
+    /// PCR index → predicted value (sha256 bank).
+    reference: ReferencePcrs,
+    /// Predicted events (sha256 bank), in log order.
+    predicted: Vec<PredictedEvent>,
+}
+
+/// One predicted event, as the manifest lists it.
+#[derive(Debug, Clone)]
+struct PredictedEvent {
+    pcr: u32,
+    digest: String,
+    /// What the event measures (`kernel`, `cmdline`, ...), for mismatch reports.
+    what: String,
+}
+
+/// What one boot looked like from the host.
+struct BootResult {
+    outcome: Outcome,
+    serial: String,
+    took: Duration,
+}
+
+/// The inputs of one boot (what the tamper cases change).
+struct BootSetup {
+    name: String,
+    kernel: PathBuf,
+    firmware: PathBuf,
+    disk: PathBuf,
+    cmdline: String,
+    initrd: Option<PathBuf>,
+    data_disk: Option<PathBuf>,
+}
+
+pub fn run(sh: &Shell, flags: &BootTestFlags) -> Result<()> {
+    let start = Instant::now();
+    let dir = match &flags.out {
+        Some(d) => d.clone(),
+        None => {
+            let spec = cvm_image_spec::ImageSpec::default_spec();
+            tools::workspace_root().join("out").join(&spec.image.name)
+        }
+    };
+    let image = load_image(&dir)?;
+    let cases: Vec<&str> = if flags.case.is_empty() {
+        CASES.to_vec()
+    } else {
+        for c in &flags.case {
+            anyhow::ensure!(CASES.contains(&c.as_str()), "unknown case {c:?}; the cases are {}", CASES.join(", "));
+        }
+        CASES.iter().copied().filter(|c| flags.case.iter().any(|f| f == c)).collect()
+    };
+    let work = Path::new(crate::stages::BUILD_ROOT).join("boot-test");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let _lock = crate::stages::lock("boot-test")?;
+    eprintln!(
+        "==> boot-test {} ({} reference PCRs: {:?}), cases: {}",
+        image.manifest.image.name,
+        image.reference.len(),
+        image.reference.keys().collect::<Vec<_>>(),
+        cases.join(", ")
+    );
+    let mut verdicts = Vec::new();
+    // The good case's data disk is LUKS-formatted; the tamper cases must leave it untouched.
+    let data_disk = work.join("data.raw");
+    for case in &cases {
+        let t = Instant::now();
+        tools::stage(&format!("boot-test: case {case}"));
+        let res = run_case(sh, &image, case, &work, &data_disk);
+        let took = t.elapsed();
+        match &res {
+            Ok(msg) => eprintln!("    PASS {case} ({:.1}s): {msg}", took.as_secs_f64()),
+            Err(e) => eprintln!("    FAIL {case} ({:.1}s): {e:#}", took.as_secs_f64()),
+        }
+        verdicts.push((case.to_string(), res.map_err(|e| format!("{e:#}")), took));
+    }
+    eprintln!("==> boot-test summary ({:.0}s):", start.elapsed().as_secs_f64());
+    for (case, res, took) in &verdicts {
+        match res {
+            Ok(m) => eprintln!("    PASS {case:<9} {:>6.1}s  {m}", took.as_secs_f64()),
+            Err(e) => eprintln!("    FAIL {case:<9} {:>6.1}s  {}", took.as_secs_f64(), e.lines().next().unwrap_or("")),
+        }
+    }
+    let failed: Vec<&str> = verdicts.iter().filter(|v| v.1.is_err()).map(|v| v.0.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("boot-test: {} of {} cases failed: {}", failed.len(), verdicts.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+fn load_image(dir: &Path) -> Result<Image> {
+    let path = dir.join(cvm_manifest::FILE_NAME);
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("reading {} (run `cargo xtask build-image` first)", path.display()))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    anyhow::ensure!(
+        manifest.image.test_image,
+        "{}: image {} is not a test image (test_image = false): boot-test uses the mock TEE \
+         (swtpm and a test key broker), which only a test image may be tested with",
+        path.display(),
+        manifest.image.name
+    );
+    let artefact = |r: &str| -> Result<PathBuf> {
+        let a = manifest
+            .artefact(r)
+            .with_context(|| format!("{}: no artefact with role {r:?}", path.display()))?;
+        Ok(dir.join(&a.path))
+    };
+    let (reference, predicted) = vtpm_prediction(&bytes)
+        .with_context(|| format!("{}: the vTPM prediction (`vtpm`)", path.display()))?;
+    Ok(Image {
+        dir: dir.to_path_buf(),
+        kernel: artefact(role::KERNEL)?,
+        firmware: artefact(role::OVMF_VTPM)?,
+        disk: artefact(role::DISK)?,
+        manifest,
+        reference,
+        predicted,
+    })
+}
+
+/// The manifest's vTPM prediction: sha256 PCR values and events.
+fn vtpm_prediction(manifest: &[u8]) -> Result<(ReferencePcrs, Vec<PredictedEvent>)> {
+    let v: serde_json::Value = serde_json::from_slice(manifest)?;
+    let vtpm = v.get("vtpm").context("the manifest has no vTPM prediction")?;
+    let pcrs = vtpm
+        .pointer("/pcrs/sha256")
+        .context("no pcrs.sha256")?;
+    let reference = cvm_broker::policy::parse_reference(&pcrs.to_string())?;
+    anyhow::ensure!(!reference.is_empty(), "no predicted PCRs");
+    let mut predicted = Vec::new();
+    for (i, e) in vtpm.get("events").and_then(|e| e.as_array()).into_iter().flatten().enumerate() {
+        let pcr = e.get("pcr").and_then(|p| p.as_u64()).with_context(|| format!("events[{i}].pcr"))?;
+        let digest = e
+            .pointer("/digests/sha256")
+            .and_then(|d| d.as_str())
+            .with_context(|| format!("events[{i}].digests.sha256"))?;
+        let what = ["what", "description", "event_type"]
+            .iter()
+            .find_map(|k| e.get(*k).and_then(|x| x.as_str()))
+            .unwrap_or("?");
+        predicted.push(PredictedEvent { pcr: pcr as u32, digest: digest.to_string(), what: what.to_string() });
+    }
+    Ok((reference, predicted))
+}
+
+fn run_case(sh: &Shell, image: &Image, case: &str, work: &Path, data_disk: &Path) -> Result<String> {
+    let base = BootSetup {
+        name: case.to_string(),
+        kernel: image.kernel.clone(),
+        firmware: image.firmware.clone(),
+        disk: image.disk.clone(),
+        cmdline: image.manifest.cmdline.clone(),
+        initrd: None,
+        data_disk: Some(data_disk.to_path_buf()),
+    };
+    let dir = work.join(case);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    match case {
+        "good" => good(sh, image, base, data_disk),
+        "rootfs" => {
+            let disk = dir.join("disk.raw");
+            let at = flip_root_byte(image, &disk)?;
+            let r = boot(sh, image, &BootSetup { disk, ..base }, &dir)?;
+            expect_verity_refusal(&r, at)
+        }
+        "cmdline" => {
+            let cmdline = format!("{} cvm.tampered=1", image.manifest.cmdline);
+            tampered(sh, image, BootSetup { cmdline, ..base }, &dir, data_disk, "kernel command line")
+        }
+        "kernel" => {
+            let kernel = dir.join("bzImage");
+            let mut k = std::fs::read(&image.kernel).with_context(|| format!("reading {}", image.kernel.display()))?;
+            k.extend_from_slice(&[0x5a; 4096]);
+            tools::write_atomic(&kernel, &k)?;
+            tampered(sh, image, BootSetup { kernel, ..base }, &dir, data_disk, "kernel")
+        }
+        "initrd" => {
+            let initrd = dir.join("initrd.cpio");
+            tools::write_atomic(&initrd, &extra_initrd())?;
+            tampered(sh, image, BootSetup { initrd: Some(initrd), ..base }, &dir, data_disk, "initrd")
+        }
+        "firmware" => {
+            let firmware = PathBuf::from(DEBIAN_OVMF);
+            anyhow::ensure!(firmware.exists(), "{DEBIAN_OVMF} is missing (install the `ovmf` package: `cargo xtask install test`)");
+            anyhow::ensure!(
+                tools::sha256_file(&firmware)? != tools::sha256_file(&image.firmware)?,
+                "{DEBIAN_OVMF} is identical to the built firmware: not a different firmware"
+            );
+            tampered(sh, image, BootSetup { firmware, ..base }, &dir, data_disk, "firmware")
+        }
+        "signature" => signature_case(image, &dir),
+        other => bail!("unknown case {other}"),
+    }
+}
+
+/// Two boots sharing a fresh data disk: format + marker, then open + marker found.
+fn good(sh: &Shell, image: &Image, setup: BootSetup, data_disk: &Path) -> Result<String> {
+    let f = std::fs::File::create(data_disk).with_context(|| format!("creating {}", data_disk.display()))?;
+    f.set_len(DATA_DISK_BYTES).with_context(|| format!("sizing {}", data_disk.display()))?;
+    drop(f);
+    let dir = Path::new(crate::stages::BUILD_ROOT).join("boot-test/good");
+    let mut took = Vec::new();
+    for (n, expect) in [(1, "luksFormat"), (2, "marker")] {
+        let r = boot(sh, image, &BootSetup { name: format!("good boot {n}"), ..clone_setup(&setup) }, &dir)?;
+        check_good(image, &r).with_context(|| format!("boot {n}"))?;
+        let steps = r.outcome.agent_steps.join("\n");
+        anyhow::ensure!(
+            steps.contains(expect),
+            "boot {n}: the agent never reported a {expect:?} step; its steps:\n{steps}"
+        );
+        took.push(format!("boot {n} {:.1}s", r.took.as_secs_f64()));
+    }
+    Ok(format!(
+        "key released twice; LUKS2 data disk formatted on boot 1 and reopened with its marker on boot 2; \
+         event log replays to the reported PCRs; {} predicted PCRs and {} predicted events match ({})",
+        image.reference.len(),
+        image.predicted.len(),
+        took.join(", ")
+    ))
+}
+
+fn clone_setup(s: &BootSetup) -> BootSetup {
+    BootSetup {
+        name: s.name.clone(),
+        kernel: s.kernel.clone(),
+        firmware: s.firmware.clone(),
+        disk: s.disk.clone(),
+        cmdline: s.cmdline.clone(),
+        initrd: s.initrd.clone(),
+        data_disk: s.data_disk.clone(),
+    }
+}
+
+/// Everything a good boot must show.
+fn check_good(image: &Image, r: &BootResult) -> Result<()> {
+    let o = &r.outcome;
+    let ev = o.evidence.as_ref().with_context(|| no_evidence(r))?;
+    anyhow::ensure!(o.released, "the broker refused the key: {}", o.refusal.as_deref().unwrap_or("?"));
+    anyhow::ensure!(o.agent_done == Some(true), "the agent did not finish ok; errors: {:?}", o.agent_errors);
+    let log = parse_log(ev)?;
+    check_replay(&log, ev)?;
+    if let Some(diff) = first_difference(image, &log, ev) {
+        bail!("predicted != measured: {diff}");
+    }
+    anyhow::ensure!(
+        ev.cmdline.as_deref() == Some(image.manifest.cmdline.as_str()),
+        "the guest's /proc/cmdline {:?} is not the manifest's {:?}",
+        ev.cmdline,
+        image.manifest.cmdline
+    );
+    let root = ev
+        .dm_devices
+        .iter()
+        .find(|d| d.name.as_deref() == Some(crate::stages::rootfs::DM_NAME))
+        .context("the agent reported no dm-verity root device")?;
+    anyhow::ensure!(
+        root.read_check.as_deref().is_some_and(|c| c.starts_with("ok")),
+        "the root device did not read back cleanly: {:?}",
+        root.read_check
+    );
+    Ok(())
+}
+
+/// A tampered boot: the key must be refused (with a reason), the prediction must differ
+/// from the measurement, and the data disk must stay as it was.
+fn tampered(sh: &Shell, image: &Image, setup: BootSetup, dir: &Path, data_disk: &Path, input: &str) -> Result<String> {
+    let before = data_disk.exists().then(|| tools::sha256_file(data_disk)).transpose()?;
+    let r = boot(sh, image, &setup, dir)?;
+    let after = data_disk.exists().then(|| tools::sha256_file(data_disk)).transpose()?;
+    let o = &r.outcome;
+    let ev = o.evidence.as_ref().with_context(|| no_evidence(&r))?;
+    anyhow::ensure!(!o.released, "NOT CAUGHT: the broker released the key to an image with a tampered {input}");
+    let refusal = o.refusal.clone().context("the key was not released, but no refusal reason was sent")?;
+    anyhow::ensure!(before == after, "the data disk changed although no key was released");
+    let log = parse_log(ev)?;
+    check_replay(&log, ev)?;
+    let diff = first_difference(image, &log, ev).unwrap_or_else(|| "no predicted event differs".into());
+    Ok(format!("key refused ({refusal}); {diff}; data disk untouched"))
+}
+
+fn expect_verity_refusal(r: &BootResult, offset: u64) -> Result<String> {
+    let o = &r.outcome;
+    anyhow::ensure!(!o.released, "NOT CAUGHT: the broker released the key to an image with a corrupted root file system");
+    let kernel_says = r.serial.lines().find(|l| l.contains("device-mapper: verity") && l.contains("corrupted"));
+    let agent_says = o.evidence.iter().flat_map(|e| &e.dm_devices).find_map(|d| {
+        d.read_check.as_deref().filter(|c| c.starts_with("error")).map(str::to_string)
+    });
+    anyhow::ensure!(
+        kernel_says.is_some() || agent_says.is_some(),
+        "flipped the byte at root partition offset {offset}, but neither the kernel nor the agent reported \
+         dm-verity corruption; serial tail:\n{}",
+        tail(&r.serial, 30)
+    );
+    Ok(format!(
+        "flipped byte at root offset {offset}: {}{}; key {}",
+        agent_says.map(|a| format!("agent: {a}; ")).unwrap_or_default(),
+        kernel_says.map(|k| format!("kernel: {}", k.trim())).unwrap_or_default(),
+        o.refusal.as_deref().map(|r| format!("refused ({r})")).unwrap_or_else(|| "never requested".into())
+    ))
+}
+
+fn signature_case(image: &Image, dir: &Path) -> Result<String> {
+    use cvm_manifest::sign::{self, SigningKey};
+    let manifest = std::fs::read(image.dir.join(cvm_manifest::FILE_NAME))?;
+    let key = SigningKey::generate();
+    let vk = key.verifying_key();
+    let good = sign::sign(&manifest, cvm_manifest::FILE_NAME, &key).context("signing the manifest")?;
+    sign::verify(&good, &manifest, &vk).context("the untampered envelope does not verify")?;
+    let mut bad: cvm_manifest::dsse::Envelope = serde_json::from_slice(&good)?;
+    let mut sig = bad.signatures[0].sig.clone().into_bytes();
+    let i = sig.len() / 2;
+    sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
+    bad.signatures[0].sig = String::from_utf8(sig).expect("base64 stays ASCII");
+    let bad_bytes = serde_json::to_vec(&bad)?;
+    tools::write_atomic(&dir.join("manifest.dsse.tampered.json"), &bad_bytes)?;
+    match sign::verify(&bad_bytes, &manifest, &vk) {
+        Ok(_) => bail!("NOT CAUGHT: an envelope with a changed signature verified"),
+        Err(e) => Ok(format!("an envelope with one changed signature character is rejected: {e}")),
+    }
+}
+
+/// Boot once with swtpm and serve the agent as the broker.
+fn boot(sh: &Shell, image: &Image, s: &BootSetup, dir: &Path) -> Result<BootResult> {
+    let start = Instant::now();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tpm = Swtpm::start(&dir.join("tpm"))?;
+    let sock = dir.join("agent.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
+    let mut extra = tpm.qemu_args();
+    extra.extend([
+        "-drive".into(),
+        format!("file={},format=raw,if=virtio,readonly=on", s.disk.display()),
+    ]);
+    if let Some(d) = &s.data_disk {
+        extra.extend(["-drive".into(), format!("file={},format=raw,if=virtio", d.display())]);
+    }
+    extra.extend([
+        "-chardev".into(),
+        format!("socket,id=agent,path={}", sock.display()),
+        "-device".into(),
+        "virtio-serial-pci,id=vser0".into(),
+        "-device".into(),
+        format!("virtserialport,bus=vser0.0,chardev=agent,name={}", cvm_agent::protocol::VIRTIO_PORT_NAME),
+    ]);
+    let b = qemu::Boot {
+        kernel: s.kernel.clone(),
+        initrd: s.initrd.clone(),
+        firmware: Some(s.firmware.clone()),
+        append: s.cmdline.clone(),
+        memory_mib: MEMORY_MIB,
+        timeout_secs: BOOT_TIMEOUT_SECS,
+        extra,
+    };
+    let serial_log = dir.join("serial.log");
+    eprintln!("    {}: booting", s.name);
+    let mut child = qemu::spawn(sh, &b, &serial_log)?;
+    let broker = Broker { reference: image.reference.clone(), key: data_key() };
+    let outcome = serve(&listener, &mut child, &broker);
+    let status = wait(&mut child, Duration::from_secs(BOOT_TIMEOUT_SECS as u64))?;
+    drop(tpm);
+    let serial = std::fs::read(&serial_log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let outcome = outcome.with_context(|| {
+        format!("{}: QEMU {status}; serial tail:\n{}", s.name, tail(&serial, 30))
+    })?;
+    let took = start.elapsed();
+    eprintln!(
+        "    {}: QEMU {status} after {:.1}s; key {}",
+        s.name,
+        took.as_secs_f64(),
+        if outcome.released { "released" } else { "not released" }
+    );
+    Ok(BootResult { outcome, serial, took })
+}
+
+/// Accept the agent's connection (QEMU connects as soon as it starts) and run one broker
+/// session; fails if QEMU exits first.
+fn serve(listener: &UnixListener, child: &mut std::process::Child, broker: &Broker) -> Result<Outcome> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(st) = child.try_wait()? {
+                    bail!("QEMU exited ({st}) before connecting the agent channel");
+                }
+                anyhow::ensure!(Instant::now() < deadline, "QEMU did not connect the agent channel within 60 s");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).context("accepting the agent channel"),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(BOOT_TIMEOUT_SECS as u64)))?;
+    let mut w = stream.try_clone()?;
+    cvm_broker::session::serve(broker, &mut BufReader::new(stream), &mut w)
+}
+
+fn wait(child: &mut std::process::Child, limit: Duration) -> Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Ok(child.wait()?);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The data-disk key the test broker releases (fixed: the second boot must open the disk).
+fn data_key() -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b"cvm boot-test data-disk key (TEST FIXTURE)").into()
+}
+
+fn no_evidence(r: &BootResult) -> String {
+    format!(
+        "the agent sent no evidence (errors: {:?}); serial tail:\n{}",
+        r.outcome.agent_errors,
+        tail(&r.serial, 30)
+    )
+}
+
+fn parse_log(ev: &cvm_agent::protocol::Evidence) -> Result<EventLog> {
+    use base64::Engine;
+    let b64 = ev.event_log.as_deref().with_context(|| {
+        format!("the agent sent no TCG event log (problems: {})", ev.problems.join("; "))
+    })?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).context("event log is not base64")?;
+    EventLog::parse(&bytes).context("parsing the guest's TCG event log")
+}
+
+/// Replaying the event log must give the PCR values the TPM reported (sha256 bank, and
+/// sha384 when reported).
+fn check_replay(log: &EventLog, ev: &cvm_agent::protocol::Evidence) -> Result<()> {
+    use eventlog::alg::{TPM_ALG_SHA256, TPM_ALG_SHA384};
+    let banks: [(&str, BTreeMap<u32, Vec<u8>>); 2] = [
+        ("sha256", eventlog::replay::replay::<sha2::Sha256>(log, TPM_ALG_SHA256)?),
+        ("sha384", eventlog::replay::replay::<sha2::Sha384>(log, TPM_ALG_SHA384)?),
+    ];
+    let mut checked = 0;
+    for (bank, replayed) in &banks {
+        let Some(reported) = ev.pcrs.get(*bank) else { continue };
+        for (idx, value) in reported {
+            let want = replayed.get(idx).map(hex::encode).unwrap_or_else(|| "00".repeat(value.len() / 2));
+            anyhow::ensure!(
+                *value == want,
+                "{bank} PCR {idx}: the TPM reports {value}, the event log replays to {want}"
+            );
+            checked += 1;
+        }
+    }
+    anyhow::ensure!(checked > 0, "the agent reported no PCRs");
+    Ok(())
+}
+
+/// The first way the measurement differs from the prediction: a PCR value, then the first
+/// predicted event (per PCR, in order) whose digest the log does not have at that position.
+fn first_difference(image: &Image, log: &EventLog, ev: &cvm_agent::protocol::Evidence) -> Option<String> {
+    use eventlog::alg::TPM_ALG_SHA256;
+    let reported = ev.pcrs.get("sha256");
+    let mut diffs = Vec::new();
+    for (idx, want) in &image.reference {
+        let got = reported.and_then(|r| r.get(idx));
+        if got != Some(want) {
+            diffs.push(format!("PCR {idx} is {} (predicted {want})", got.map(String::as_str).unwrap_or("missing")));
+        }
+    }
+    for pcr in image.reference.keys() {
+        let measured: Vec<_> = log
+            .events
+            .iter()
+            .filter(|e| e.pcr_index == *pcr && e.event_type != eventlog::event_type::EV_NO_ACTION)
+            .collect();
+        let predicted: Vec<_> = image.predicted.iter().filter(|p| p.pcr == *pcr).collect();
+        for (i, p) in predicted.iter().enumerate() {
+            let m = measured.get(i);
+            let got = m.and_then(|m| m.digest(TPM_ALG_SHA256)).map(hex::encode);
+            if got.as_deref() != Some(p.digest.as_str()) {
+                diffs.push(format!(
+                    "first differing event: PCR {pcr} event #{} ({}): measured {} {}, predicted {}",
+                    i + 1,
+                    p.what,
+                    m.map(|m| eventlog::event_type::name(m.event_type).unwrap_or("?")).unwrap_or("(none)"),
+                    got.unwrap_or_else(|| "-".into()),
+                    p.digest
+                ));
+                break;
+            }
+        }
+        if !predicted.is_empty() && measured.len() != predicted.len() && !diffs.iter().any(|d| d.contains(&format!("PCR {pcr} event"))) {
+            diffs.push(format!("PCR {pcr}: {} events measured, {} predicted", measured.len(), predicted.len()));
+        }
+    }
+    (!diffs.is_empty()).then(|| diffs.join("; "))
+}
+
+/// Copy the disk and flip one byte in the middle of the root (erofs) partition; returns the
+/// offset inside the partition.
+fn flip_root_byte(image: &Image, out: &Path) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    std::fs::copy(&image.disk, out).with_context(|| format!("copying {} to {}", image.disk.display(), out.display()))?;
+    let rootfs = image.manifest.artefact(role::ROOTFS).context("no rootfs artefact")?;
+    let root_len = rootfs.size;
+    // The root partition is partition 2 (cvm_rootfs::disk::verity_image_partitions); read its
+    // start from the GPT entry array (LBA 2, 128-byte entries, first LBA at offset 32).
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(out)?;
+    let mut entry = [0u8; 128];
+    f.seek(SeekFrom::Start(2 * 512 + 128))?;
+    f.read_exact(&mut entry)?;
+    let first_lba = u64::from_le_bytes(entry[32..40].try_into().expect("8 bytes"));
+    anyhow::ensure!(first_lba > 0, "{}: GPT entry 2 is empty", out.display());
+    let offset = root_len / 2;
+    let pos = first_lba * 512 + offset;
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(pos))?;
+    f.read_exact(&mut b)?;
+    b[0] ^= 0x01;
+    f.seek(SeekFrom::Start(pos))?;
+    f.write_all(&b)?;
+    Ok(offset)
+}
+
+/// A small newc initrd with one harmless file and no `/init` (so the kernel still boots the
+/// root file system): its only effect is to be measured.
+fn extra_initrd() -> Vec<u8> {
+    let mut c = cvm_rootfs::cpio::Writer::default();
+    c.entry("cvm-tampered", 0o100644, b"an initrd the image does not have\n", (0, 0));
+    c.finish()
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vtpm_prediction_is_read_from_the_manifest() {
+        let m = serde_json::json!({"vtpm": {
+            "pcrs": {"sha256": {"4": "aa".repeat(32), "9": "bb".repeat(32)}},
+            "events": [{"pcr": 4, "digests": {"sha256": "cc".repeat(32)}, "what": "kernel"}]
+        }});
+        let (r, e) = vtpm_prediction(m.to_string().as_bytes()).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[&9], "bb".repeat(32));
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].what, "kernel");
+        assert!(vtpm_prediction(b"{}").is_err());
+    }
+
+    #[test]
+    fn extra_initrd_has_no_init() {
+        let c = extra_initrd();
+        let entries = cvm_rootfs::cpio::parse(&c).unwrap();
+        assert!(!entries.iter().any(|e| e.name == "init"), "the kernel would run it instead of the rootfs");
+        assert!(entries.iter().any(|e| e.name == "cvm-tampered"));
+    }
+}
