@@ -124,6 +124,13 @@ pub fn read_pcr_selections(r: &mut Reader) -> Result<Vec<PcrSelection>, Error> {
     for _ in 0..count {
         let hash = r.u16("TPMS_PCR_SELECTION.hash")?;
         let n = r.u8("TPMS_PCR_SELECTION.sizeofSelect")?;
+        // PCR indices are kept as u8: more than 32 bytes (256 PCRs) would wrap them.
+        if n > 32 {
+            return Err(Error::Unexpected {
+                what: "TPMS_PCR_SELECTION.sizeofSelect",
+                value: n.into(),
+            });
+        }
         let bitmap = r.take(n as usize, "TPMS_PCR_SELECTION.pcrSelect")?;
         let mut pcrs = Vec::new();
         for (byte_idx, b) in bitmap.iter().enumerate() {
@@ -312,6 +319,24 @@ mod tests {
         assert_eq!(w.buf, [0, 0, 0, 1, 0, 0x0b, 3, 0xff, 0x03, 0]);
         let got = read_pcr_selections(&mut Reader::new(&w.buf)).unwrap();
         assert_eq!(got, vec![PcrSelection::sha256_0_to_9()]);
+    }
+
+    #[test]
+    fn pcr_selection_wider_than_u8_indices_is_refused() {
+        // sizeofSelect 33: bit 0 of byte 32 would be PCR 256, read back as PCR 0.
+        let mut w = Writer::default();
+        w.u32(1).u16(TPM_ALG_SHA256).u8(33).bytes(&[0; 32]).u8(1);
+        assert_eq!(
+            read_pcr_selections(&mut Reader::new(&w.buf)),
+            Err(Error::Unexpected {
+                what: "TPMS_PCR_SELECTION.sizeofSelect",
+                value: 33
+            })
+        );
+        let mut w = Writer::default();
+        w.u32(1).u16(TPM_ALG_SHA256).u8(32).bytes(&[0; 31]).u8(0x80);
+        let got = read_pcr_selections(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(got[0].pcrs, [255]);
     }
 
     #[test]
