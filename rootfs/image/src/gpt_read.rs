@@ -150,15 +150,31 @@ pub struct Gpt {
 
 /// CRC32 (IEEE 802.3, reflected, as GPT uses it).
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
+    !bytes.iter().fold(!0u32, |crc, &b| {
+        (crc >> 8) ^ CRC32_TABLE[usize::from(crc as u8 ^ b)]
+    })
 }
+
+/// The byte-at-a-time table of [`crc32`] (polynomial 0xedb88320).
+const CRC32_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
 
 fn le32(b: &[u8], at: usize) -> u32 {
     let mut a = [0u8; 4];
