@@ -2,7 +2,8 @@
 //!
 //! - [`Manifest`] (`manifest.rs`): versioned schema (`schema_version` = [`SCHEMA_VERSION`]),
 //!   artefacts by role with relative path, sha256 and size, pinned inputs, verity root hash,
-//!   cmdline, initdata digest and per-shape TDX/SNP/vTPM measurements; written as canonical JSON
+//!   cmdline, initdata digest, per-shape TDX/SNP measurements and the image's vTPM PCRs with
+//!   their events (checked: they replay to the PCRs); written as canonical JSON
 //!   (`canonical.rs`: sorted keys, no clock time, no absolute paths).
 //! - [`dsse`]: the in-toto Statement v1 about the manifest (subjects: the manifest file and every
 //!   artefact; predicate: the manifest) in a DSSE envelope.
@@ -18,6 +19,6 @@ mod manifest;
 pub mod sign;
 
 pub use manifest::{
-    role, Artefact, ImageInfo, Input, Manifest, ManifestError, ShapeMeasurements, Verity,
-    FILE_NAME, SCHEMA_VERSION,
+    role, vtpm_bank_size, Artefact, ImageInfo, Input, Manifest, ManifestError,
+    ShapeMeasurements, Verity, VtpmEvent, VtpmMeasurements, FILE_NAME, SCHEMA_VERSION,
 };

@@ -53,6 +53,160 @@ pub struct Manifest {
     /// Predicted measurements, one entry per VM shape of the spec.
     #[serde(default)]
     pub shapes: Vec<ShapeMeasurements>,
+    /// Predicted vTPM PCRs of the image: the same for every shape (they depend on firmware,
+    /// kernel, initrd and command line only), so once per manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtpm: Option<VtpmMeasurements>,
+}
+
+/// vTPM PCRs predicted for QEMU + OVMF direct kernel boot (`cvm-measure vtpm`), with the events
+/// behind them, so a verifier can name the measurement that moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VtpmMeasurements {
+    /// Role of the firmware artefact the prediction is for (`ovmf-vtpm`).
+    pub firmware_role: String,
+    /// Bank (`sha256`, `sha384`) → PCR index (decimal, `"4"`) → lowercase hex value.
+    pub pcrs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The events that extend those PCRs, in log order.
+    #[serde(default)]
+    pub events: Vec<VtpmEvent>,
+}
+
+/// One predicted TCG event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VtpmEvent {
+    pub pcr: u32,
+    /// TCG PC Client event type name (`EV_EFI_ACTION`).
+    pub event_type: String,
+    /// Bank → lowercase hex digest.
+    pub digests: BTreeMap<String, String>,
+    /// What was measured, for people.
+    pub description: String,
+}
+
+/// Digest size of a vTPM bank this schema knows.
+pub fn vtpm_bank_size(bank: &str) -> Option<usize> {
+    match bank {
+        "sha256" => Some(32),
+        "sha384" => Some(48),
+        _ => None,
+    }
+}
+
+impl VtpmMeasurements {
+    /// Banks and hex well-formed, PCR keys `0`..`23` in decimal, every event's digests in the
+    /// banks of `pcrs`, and replaying the events from zero gives `pcrs` exactly.
+    fn check(&self, artefacts: &[Artefact]) -> Result<(), ManifestError> {
+        if !artefacts.iter().any(|a| a.role == self.firmware_role) {
+            return Err(field_err(
+                "vtpm.firmware_role",
+                format!("no artefact has role {:?}", self.firmware_role),
+            ));
+        }
+        if self.pcrs.is_empty() {
+            return Err(field_err("vtpm.pcrs", "has no bank"));
+        }
+        for (bank, values) in &self.pcrs {
+            let size = vtpm_bank_size(bank).ok_or_else(|| {
+                field_err("vtpm.pcrs", format!("{bank:?} is not sha256 or sha384"))
+            })?;
+            for (pcr, v) in values {
+                let f = format!("vtpm.pcrs.{bank}.{pcr}");
+                if pcr_index(pcr).is_none() {
+                    return Err(field_err(f, "is not a PCR index 0..23 in decimal"));
+                }
+                if !is_hex(v, size) {
+                    return Err(field_err(
+                        f,
+                        format!("{v:?} is not {size} bytes of lowercase hex"),
+                    ));
+                }
+            }
+        }
+        let mut replayed: BTreeMap<&str, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+        for (i, e) in self.events.iter().enumerate() {
+            let f = |k: &str| format!("vtpm.events[{i}].{k}");
+            if e.pcr > 23 {
+                return Err(field_err(f("pcr"), format!("{} is not 0..23", e.pcr)));
+            }
+            if e.event_type.is_empty() {
+                return Err(field_err(f("event_type"), "is empty"));
+            }
+            if !e.digests.keys().eq(self.pcrs.keys()) {
+                return Err(field_err(
+                    f("digests"),
+                    format!(
+                        "banks {:?} are not those of vtpm.pcrs",
+                        e.digests.keys().collect::<Vec<_>>()
+                    ),
+                ));
+            }
+            for (bank, d) in &e.digests {
+                let size = vtpm_bank_size(bank).unwrap_or(0);
+                let bytes = hex::decode(d)
+                    .ok()
+                    .filter(|b| b.len() == size && is_hex(d, size))
+                    .ok_or_else(|| {
+                        field_err(
+                            f(&format!("digests.{bank}")),
+                            format!("{d:?} is not {size} bytes of lowercase hex"),
+                        )
+                    })?;
+                let reg = replayed
+                    .entry(bank.as_str())
+                    .or_default()
+                    .entry(e.pcr)
+                    .or_insert_with(|| vec![0; size]);
+                *reg = extend(bank, reg, &bytes);
+            }
+        }
+        if !self.events.is_empty() {
+            for (bank, values) in &self.pcrs {
+                for (pcr, v) in values {
+                    let got = replayed
+                        .get(bank.as_str())
+                        .and_then(|r| r.get(&pcr_index(pcr).unwrap_or(u32::MAX)))
+                        .map(hex::encode);
+                    if got.as_deref() != Some(v.as_str()) {
+                        return Err(field_err(
+                            format!("vtpm.pcrs.{bank}.{pcr}"),
+                            format!(
+                                "is not what vtpm.events replay to ({})",
+                                got.unwrap_or_else(|| "no event".into())
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"0"`..`"23"` without leading zeros.
+fn pcr_index(s: &str) -> Option<u32> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|n| *n < 24 && n.to_string() == s)
+}
+
+/// `H(reg ‖ digest)` in `bank`.
+fn extend(bank: &str, reg: &[u8], digest: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    match bank {
+        "sha256" => sha2::Sha256::new()
+            .chain_update(reg)
+            .chain_update(digest)
+            .finalize()
+            .to_vec(),
+        _ => sha2::Sha384::new()
+            .chain_update(reg)
+            .chain_update(digest)
+            .finalize()
+            .to_vec(),
+    }
 }
 
 /// Identity of the image (from the spec's `[image]`).
@@ -183,6 +337,7 @@ impl Manifest {
             cmdline,
             initdata_digest: BTreeMap::new(),
             shapes: Vec::new(),
+            vtpm: None,
         }
     }
 
@@ -272,6 +427,9 @@ impl Manifest {
                     ));
                 }
             }
+        }
+        if let Some(v) = &self.vtpm {
+            v.check(&self.artefacts)?;
         }
         Ok(())
     }
@@ -363,6 +521,123 @@ mod tests {
         let back = Manifest::from_bytes(&bytes).unwrap();
         assert_eq!(back.to_bytes().unwrap(), bytes);
         assert_eq!(back.artefact(role::KERNEL).unwrap().size, 10);
+    }
+
+    /// `sample()` with an `ovmf-vtpm` artefact and a vTPM block: two events in PCR 4 and one
+    /// in PCR 9, both banks, PCR values replayed from them.
+    fn sample_with_vtpm() -> Manifest {
+        let mut m = sample();
+        m.artefacts.push(Artefact {
+            role: role::OVMF_VTPM.into(),
+            path: "firmware/ovmf-vtpm/OVMF.fd".into(),
+            sha256: "66".repeat(32),
+            size: 4 << 20,
+        });
+        let events: Vec<VtpmEvent> = [(4, 1u8), (4, 2), (9, 3)]
+            .iter()
+            .map(|&(pcr, b)| VtpmEvent {
+                pcr,
+                event_type: "EV_EFI_ACTION".into(),
+                digests: [("sha256", 32), ("sha384", 48)]
+                    .iter()
+                    .map(|&(k, n)| (k.to_owned(), hex::encode(vec![b; n])))
+                    .collect(),
+                description: format!("event {b}"),
+            })
+            .collect();
+        let mut pcrs = BTreeMap::new();
+        for (bank, n) in [("sha256", 32), ("sha384", 48)] {
+            let mut values = BTreeMap::new();
+            for pcr in [4u32, 9] {
+                let mut reg = vec![0u8; n];
+                for e in events.iter().filter(|e| e.pcr == pcr) {
+                    reg = extend(bank, &reg, &hex::decode(&e.digests[bank]).unwrap());
+                }
+                values.insert(pcr.to_string(), hex::encode(reg));
+            }
+            pcrs.insert(bank.to_owned(), values);
+        }
+        m.vtpm = Some(VtpmMeasurements {
+            firmware_role: role::OVMF_VTPM.into(),
+            pcrs,
+            events,
+        });
+        m
+    }
+
+    #[test]
+    fn vtpm_block_round_trips_and_must_replay_to_its_pcrs() {
+        let m = sample_with_vtpm();
+        let bytes = m.to_bytes().unwrap();
+        let back = Manifest::from_bytes(&bytes).unwrap();
+        assert_eq!(back.vtpm, m.vtpm);
+        assert_eq!(back.to_bytes().unwrap(), bytes);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("\"firmware_role\": \"ovmf-vtpm\""), "{text}");
+        // A manifest without the block still reads (and writes no `vtpm` key).
+        let plain = sample().to_bytes().unwrap();
+        let v: Value = serde_json::from_slice(&plain).unwrap();
+        assert!(v.get("vtpm").is_none(), "{v}");
+        assert_eq!(Manifest::from_bytes(&plain).unwrap().vtpm, None);
+
+        type Edit = Box<dyn Fn(&mut VtpmMeasurements)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|v| v.firmware_role = "ovmf-tdx".into()),
+                "vtpm.firmware_role",
+            ),
+            (
+                Box::new(|v| {
+                    let x = v.pcrs["sha256"]["4"].to_uppercase();
+                    v.pcrs.get_mut("sha256").unwrap().insert("4".into(), x);
+                }),
+                "vtpm.pcrs.sha256.4",
+            ),
+            (
+                Box::new(|v| {
+                    let x = v.pcrs["sha256"]["4"].clone();
+                    v.pcrs.get_mut("sha256").unwrap().insert("04".into(), x);
+                }),
+                "vtpm.pcrs.sha256.04",
+            ),
+            (
+                Box::new(|v| {
+                    let x = v.pcrs.remove("sha384").unwrap();
+                    v.pcrs.insert("sha1".into(), x);
+                }),
+                "vtpm.pcrs",
+            ),
+            (Box::new(|v| v.events[2].pcr = 24), "vtpm.events[2].pcr"),
+            (
+                Box::new(|v| {
+                    v.events[1].digests.remove("sha384");
+                }),
+                "vtpm.events[1].digests",
+            ),
+            (
+                Box::new(|v| {
+                    v.events[0].digests.insert("sha256".into(), "ab".into());
+                }),
+                "vtpm.events[0].digests.sha256",
+            ),
+            // A changed event no longer replays to the recorded PCR.
+            (Box::new(|v| v.events.swap(0, 1)), "vtpm.pcrs.sha256.4"),
+            (
+                Box::new(|v| {
+                    v.events.pop();
+                }),
+                "vtpm.pcrs.sha256.9",
+            ),
+        ];
+        for (edit, field) in cases {
+            let mut m = sample_with_vtpm();
+            edit(m.vtpm.as_mut().unwrap());
+            let e = m.to_bytes().unwrap_err();
+            assert!(
+                matches!(&e, ManifestError::Field { field: f, .. } if f == field),
+                "{field}: {e}"
+            );
+        }
     }
 
     #[test]
