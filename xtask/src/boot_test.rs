@@ -13,13 +13,15 @@
 //!
 //! Cases (each its own verdict; the task fails if any case fails):
 //! - `good`: two boots sharing a fresh data disk: the first formats it (LUKS2) and writes a
-//!   marker, the second opens it with the released key and finds the marker. Both must show:
+//!   marker, the second opens it with the released key and finds the marker; both pull a test
+//!   image by digest from Debian's docker-registry on 127.0.0.1 (reached through QEMU user
+//!   networking restricted to that one forward) onto the encrypted disk. Both must show:
 //!   replayed event log = reported PCRs, predicted = measured for every PCR the manifest
 //!   predicts, event by event, and the manifest's command line.
 //! - `rootfs`: one flipped byte in the root partition: dm-verity must refuse the block.
 //! - `cmdline`, `kernel`, `initrd`, `firmware`: a changed command line, a different kernel
-//!   (the built one with 4 KiB appended), an added initrd, Debian's OVMF instead of the built
-//!   one: the key must be refused, naming the PCR; the data disk must stay unchanged.
+//!   (the built one with 4 KiB appended), an added initrd, Debian's OVMF (pinned fixture O1)
+//!   instead of the built one: the key must be refused, naming the PCR; the data disk must stay unchanged.
 //! - `signature`: a manifest envelope whose signature does not verify must be rejected
 //!   before any reference value is taken from it.
 
@@ -46,8 +48,8 @@ const MEMORY_MIB: u32 = 512;
 const BOOT_TIMEOUT_SECS: u32 = 600;
 /// Size of the data disk the agent formats.
 const DATA_DISK_BYTES: u64 = 64 << 20;
-/// Debian's OVMF (package `ovmf`), the "different firmware".
-const DEBIAN_OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+/// Where the guest reaches the test registry (QEMU `guestfwd` to the host's loopback).
+const REGISTRY_GUEST_ADDR: &str = "10.0.2.100:5000";
 
 /// The image under test, from its manifest.
 struct Image {
@@ -87,6 +89,8 @@ struct BootSetup {
     cmdline: String,
     initrd: Option<PathBuf>,
     data_disk: Option<PathBuf>,
+    /// An image for the agent to pull after the key, and the host port of its registry.
+    pull: Option<(cvm_agent::protocol::PullSpec, u16)>,
 }
 
 pub fn run(sh: &Shell, flags: &BootTestFlags) -> Result<()> {
@@ -211,11 +215,16 @@ fn run_case(sh: &Shell, image: &Image, case: &str, work: &Path, data_disk: &Path
         cmdline: image.manifest.cmdline.clone(),
         initrd: None,
         data_disk: Some(data_disk.to_path_buf()),
+        pull: None,
     };
     let dir = work.join(case);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     match case {
-        "good" => good(sh, image, base, data_disk),
+        "good" => {
+            let registry = tools::registry::Registry::start(&dir.join("registry"))?;
+            let pull = push_test_image(sh, &dir.join("oci"), &registry)?;
+            good(sh, image, BootSetup { pull: Some(pull), ..base }, data_disk)
+        }
         "rootfs" => {
             let disk = dir.join("disk.raw");
             let at = flip_root_byte(image, &disk)?;
@@ -239,11 +248,12 @@ fn run_case(sh: &Shell, image: &Image, case: &str, work: &Path, data_disk: &Path
             tampered(sh, image, BootSetup { initrd: Some(initrd), ..base }, &dir, data_disk, "initrd")
         }
         "firmware" => {
-            let firmware = PathBuf::from(DEBIAN_OVMF);
-            anyhow::ensure!(firmware.exists(), "{DEBIAN_OVMF} is missing (install the `ovmf` package: `cargo xtask install test`)");
+            // Debian trixie's OVMF.fd (pinned fixture O1), also a TPM2-enabled OvmfPkgX64.
+            let firmware = crate::fixtures::run(sh)?.join("O1");
             anyhow::ensure!(
                 tools::sha256_file(&firmware)? != tools::sha256_file(&image.firmware)?,
-                "{DEBIAN_OVMF} is identical to the built firmware: not a different firmware"
+                "{} is identical to the built firmware: not a different firmware",
+                firmware.display()
             );
             tampered(sh, image, BootSetup { firmware, ..base }, &dir, data_disk, "firmware")
         }
@@ -259,21 +269,25 @@ fn good(sh: &Shell, image: &Image, setup: BootSetup, data_disk: &Path) -> Result
     drop(f);
     let dir = Path::new(crate::stages::BUILD_ROOT).join("boot-test/good");
     let mut took = Vec::new();
+    let digest = setup.pull.as_ref().and_then(|p| p.0.image.split_once('@')).map(|(_, d)| d.to_string());
     for (n, expect) in [(1, "luksFormat"), (2, "marker")] {
         let r = boot(sh, image, &BootSetup { name: format!("good boot {n}"), ..clone_setup(&setup) }, &dir)?;
         check_good(image, &r).with_context(|| format!("boot {n}"))?;
         let steps = r.outcome.agent_steps.join("\n");
-        anyhow::ensure!(
-            steps.contains(expect),
-            "boot {n}: the agent never reported a {expect:?} step; its steps:\n{steps}"
-        );
+        for want in [Some(expect), digest.as_deref()].into_iter().flatten() {
+            anyhow::ensure!(
+                steps.contains(want),
+                "boot {n}: the agent never reported a step with {want:?}; its steps:\n{steps}"
+            );
+        }
         took.push(format!("boot {n} {:.1}s", r.took.as_secs_f64()));
     }
     Ok(format!(
         "key released twice; LUKS2 data disk formatted on boot 1 and reopened with its marker on boot 2; \
-         event log replays to the reported PCRs; {} predicted PCRs and {} predicted events match ({})",
+         test image {} pulled onto it from the loopback registry; event log replays to the reported PCRs; {} predicted PCRs and {} predicted events match ({})",
         image.reference.len(),
         image.predicted.len(),
+        digest.as_deref().unwrap_or("-"),
         took.join(", ")
     ))
 }
@@ -287,6 +301,7 @@ fn clone_setup(s: &BootSetup) -> BootSetup {
         cmdline: s.cmdline.clone(),
         initrd: s.initrd.clone(),
         data_disk: s.data_disk.clone(),
+        pull: s.pull.clone(),
     }
 }
 
@@ -394,6 +409,15 @@ fn boot(sh: &Shell, image: &Image, s: &BootSetup, dir: &Path) -> Result<BootResu
     if let Some(d) = &s.data_disk {
         extra.extend(["-drive".into(), format!("file={},format=raw,if=virtio", d.display())]);
     }
+    if let Some((_, port)) = &s.pull {
+        // User networking restricted to one forward: the guest reaches only the registry.
+        extra.extend([
+            "-netdev".into(),
+            format!("user,id=n0,restrict=on,guestfwd=tcp:{REGISTRY_GUEST_ADDR}-tcp:127.0.0.1:{port}"),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0".into(),
+        ]);
+    }
     extra.extend([
         "-chardev".into(),
         format!("socket,id=agent,path={}", sock.display()),
@@ -414,7 +438,7 @@ fn boot(sh: &Shell, image: &Image, s: &BootSetup, dir: &Path) -> Result<BootResu
     let serial_log = dir.join("serial.log");
     eprintln!("    {}: booting", s.name);
     let mut child = qemu::spawn(sh, &b, &serial_log)?;
-    let broker = Broker { reference: image.reference.clone(), key: data_key() };
+    let broker = Broker { reference: image.reference.clone(), key: data_key(), pull: s.pull.as_ref().map(|p| p.0.clone()) };
     let outcome = serve(&listener, &mut child, &broker);
     let status = wait(&mut child, Duration::from_secs(BOOT_TIMEOUT_SECS as u64))?;
     drop(tpm);
@@ -468,6 +492,37 @@ fn wait(child: &mut std::process::Child, limit: Duration) -> Result<std::process
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Push a small test image (one ustar layer with one file, an OCI image config) to the
+/// registry; returns what the agent is asked to pull (by digest) and the registry's port.
+fn push_test_image(sh: &Shell, dir: &Path, registry: &tools::registry::Registry) -> Result<(cvm_agent::protocol::PullSpec, u16)> {
+    use sha2::{Digest, Sha256};
+    let tree = dir.join("layer");
+    std::fs::create_dir_all(&tree).with_context(|| format!("creating {}", tree.display()))?;
+    std::fs::write(tree.join("hello.txt"), "hello from the cvm boot-test image\n")?;
+    tools::tar::create(sh, &tree, &dir.join("layer.tar"))?;
+    let diff_id = hex::encode(Sha256::digest(std::fs::read(dir.join("layer.tar"))?));
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#
+    );
+    std::fs::write(dir.join("config.json"), config)?;
+    let manifest = tools::registry::oras_push(
+        sh,
+        dir,
+        &format!("{}/cvm-test/hello:v1", registry.addr),
+        ("config.json", "application/vnd.oci.image.config.v1+json"),
+        ("layer.tar", "application/vnd.oci.image.layer.v1.tar"),
+    )?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
+    let port = registry.addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).context("registry address has no port")?;
+    Ok((
+        cvm_agent::protocol::PullSpec {
+            image: format!("{REGISTRY_GUEST_ADDR}/cvm-test/hello@{digest}"),
+            registry_url: format!("http://{REGISTRY_GUEST_ADDR}"),
+        },
+        port,
+    ))
 }
 
 /// The data-disk key the test broker releases (fixed: the second boot must open the disk).

@@ -22,8 +22,15 @@ pub const VIRTIO_PORT_NAME: &str = "org.cvm.agent.0";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
-    /// Host → agent: start attestation; `nonce` is hex, 16..=64 bytes.
-    Hello { nonce: String },
+    /// Host → agent: start attestation; `nonce` is hex, 16..=64 bytes. `pull` asks the agent
+    /// to pull an image onto the data disk once the key is released (as a container runtime
+    /// asks for an image); the agent still checks its digest and, when its own configuration
+    /// (initdata) names a cosign key, its signature.
+    Hello {
+        nonce: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pull: Option<PullSpec>,
+    },
     /// Agent → host: the evidence answering the last `hello`.
     Evidence { evidence: Box<Evidence> },
     /// Host → agent: the broker accepted the evidence; `key` is the hex data-disk key.
@@ -36,6 +43,14 @@ pub enum Message {
     Error { message: String, fatal: bool },
     /// Agent → host: the agent finished; `ok` is false if any fatal error happened.
     Done { ok: bool },
+}
+
+/// An image the host asks the agent to pull: `image` is `registry/repository@sha256:...` or
+/// `:tag`; `registry_url` is where the agent reaches that registry (e.g. `http://10.0.2.100:5000`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullSpec {
+    pub image: String,
+    pub registry_url: String,
 }
 
 /// Everything the agent reports about the guest.
@@ -219,15 +234,23 @@ mod tests {
     fn hello_wire_format() {
         let line = encode(&Message::Hello {
             nonce: "00ff".into(),
+            pull: None,
         })
         .unwrap();
         assert_eq!(line, b"{\"v\":1,\"type\":\"hello\",\"nonce\":\"00ff\"}\n");
         assert_eq!(
             decode(&line).unwrap(),
             Message::Hello {
-                nonce: "00ff".into()
+                nonce: "00ff".into(),
+                pull: None,
             }
         );
+        let pull = Some(PullSpec {
+            image: "r/x@sha256:00".into(),
+            registry_url: "http://10.0.2.100:5000".into(),
+        });
+        let line = encode(&Message::Hello { nonce: "00ff".into(), pull: pull.clone() }).unwrap();
+        assert_eq!(decode(&line).unwrap(), Message::Hello { nonce: "00ff".into(), pull });
     }
 
     #[test]

@@ -119,9 +119,9 @@ fn session<T: Transport, W: Write>(
         }),
     }
 
-    let nonce = match next(reader) {
-        Ok(Message::Hello { nonce }) => match protocol::parse_nonce(&nonce) {
-            Ok(n) => n,
+    let (nonce, host_pull) = match next(reader) {
+        Ok(Message::Hello { nonce, pull }) => match protocol::parse_nonce(&nonce) {
+            Ok(n) => (n, pull),
             Err(e) => return out.fail(format!("bad hello: {e}")),
         },
         Ok(other) => return out.fail(format!("expected hello, got {other:?}")),
@@ -169,7 +169,27 @@ fn session<T: Transport, W: Write>(
         None => out.step("no data disk configured: skipping LUKS"),
     }
 
-    match &agent.pull {
+    // A pull the host asks for goes to the data disk, under the agent's own signature policy.
+    let host_req = match host_pull {
+        Some(p) => match oci::ImageRef::parse(&p.image) {
+            Ok(image) => {
+                out.step(format!("host asks to pull {} from {}", p.image, p.registry_url));
+                Some(oci::PullRequest {
+                    image,
+                    registry_url: p.registry_url,
+                    dest: agent
+                        .data_disk
+                        .as_ref()
+                        .map(|d| d.mount_point.join("images"))
+                        .unwrap_or_else(|| "/run/cvm-images".into()),
+                    cosign_public_key_pem: agent.pull.as_ref().and_then(|r| r.cosign_public_key_pem.clone()),
+                })
+            }
+            Err(e) => return out.fail(format!("image the host asked for: {e}")),
+        },
+        None => None,
+    };
+    match host_req.as_ref().or(agent.pull.as_ref()) {
         Some(req) => {
             let mut logs = Vec::new();
             let res = oci::pull(req, &mut |l| logs.push(l));

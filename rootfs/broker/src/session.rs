@@ -14,6 +14,8 @@ use std::io::{BufRead, Read, Write};
 pub struct Broker {
     pub reference: ReferencePcrs,
     pub key: [u8; 32],
+    /// An image to ask the agent to pull after the key (sent in `hello`).
+    pub pull: Option<protocol::PullSpec>,
 }
 
 /// What happened in a session.
@@ -49,7 +51,22 @@ pub fn decide(broker: &Broker, nonce: &[u8], ev: &Evidence) -> Result<(), String
     let verified =
         verify::verify_quote(quote, nonce, reported).map_err(|e| format!("quote rejected: {e}"))?;
     policy::check_reference(&broker.reference, reported, &verified.quoted_pcrs)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // The PCRs bind the root hash (command line); a block that does not match it is refused by
+    // dm-verity as it is read, and the agent reports that read failure.
+    match ev.dm_devices.iter().find_map(|d| {
+        d.read_check
+            .as_deref()
+            .filter(|c| !c.starts_with("ok"))
+            .map(|c| (d, c))
+    }) {
+        Some((d, c)) => Err(format!(
+            "dm-verity device {} ({}) failed the integrity read: {c}",
+            d.name.as_deref().unwrap_or("?"),
+            d.dev
+        )),
+        None => Ok(()),
+    }
 }
 
 fn send(w: &mut impl Write, msg: &Message) -> anyhow::Result<()> {
@@ -89,6 +106,7 @@ pub fn serve(
                 writer,
                 &Message::Hello {
                     nonce: hex::encode(nonce),
+                    pull: broker.pull.clone(),
                 },
             )?;
             hello_sent = true;

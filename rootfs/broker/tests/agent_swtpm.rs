@@ -134,7 +134,7 @@ fn quote_verified_and_key_released() {
     let mut tpm = swtpm.connect();
     let reference = extend_and_read(&mut tpm);
     let key = [0x5a; 32];
-    let (host, agent) = run_session(tpm, Broker { reference, key });
+    let (host, agent) = run_session(tpm, Broker { reference, key, pull: None });
     assert_eq!(host.refusal, None, "agent errors: {:?}", host.agent_errors);
     assert!(host.released);
     assert_eq!(host.agent_done, Some(true));
@@ -173,6 +173,7 @@ fn tampered_reference_pcr_is_refused_and_named() {
         Broker {
             reference,
             key: [1; 32],
+            pull: None,
         },
     );
     assert!(!host.released);

@@ -11,6 +11,7 @@ pub mod make;
 pub mod mkosi;
 pub mod python;
 pub mod qemu;
+pub mod registry;
 pub mod swtpm;
 pub mod tar;
 pub mod veritysetup;

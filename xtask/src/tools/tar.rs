@@ -14,3 +14,11 @@ pub fn extract(sh: &Shell, archive: &Path, dir: &Path, strip: u32) -> Result<()>
         .run()
         .with_context(|| format!("unpacking {} into {}", archive.display(), dir.display()))
 }
+
+/// `tar -cf ARCHIVE -C DIR .` with everything that varies between machines fixed (name order,
+/// mtime 0, owner 0:0, ustar format), so equal trees give equal archives.
+pub fn create(sh: &Shell, dir: &Path, archive: &Path) -> Result<()> {
+    cmd!(sh, "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=ustar -cf {archive} -C {dir} .")
+        .run()
+        .with_context(|| format!("packing {} into {}", dir.display(), archive.display()))
+}

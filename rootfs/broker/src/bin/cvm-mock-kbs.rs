@@ -36,7 +36,7 @@ fn main() -> Result<()> {
     let key: [u8; 32] = hex::decode(key.context("--key-hex or --key-file is required")?)?
         .try_into()
         .map_err(|_| anyhow::format_err!("key must be 32 bytes"))?;
-    let broker = Broker { reference, key };
+    let broker = Broker { reference, key, pull: None };
     eprintln!(
         "cvm-mock-kbs (TEST FIXTURE): {} reference PCRs",
         broker.reference.len()
