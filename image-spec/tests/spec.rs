@@ -370,7 +370,7 @@ fn repeated_list_entries_are_reported_at_the_repeat() {
         "tees = [\"tdx\", \"snp\", \"tdx\"]",
     )
     .replace("vcpus = [2, 4]", "vcpus = [2, 4, 2]")
-    .replace("\"ca-certificates\"]", "\"ca-certificates\", \"kmod\"]");
+    .replace("\"e2fsprogs\"]", "\"e2fsprogs\", \"cryptsetup-bin\"]");
     let errs = errors(&text);
     let at = |needle: &str, key: &str, msg: &str| {
         let want = format!("{FILE}:{}: {key}: {msg}", line_of(&text, needle));
@@ -384,8 +384,8 @@ fn repeated_list_entries_are_reported_at_the_repeat() {
     );
     at(
         "packages =",
-        "[rootfs].packages[5]",
-        "\"kmod\" is listed twice",
+        "[rootfs].packages[4]",
+        "\"cryptsetup-bin\" is listed twice",
     );
     assert_eq!(errs.len(), 3, "{errs:#?}");
 }
