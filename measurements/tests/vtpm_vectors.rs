@@ -20,7 +20,9 @@ use cvm_measurements::vtpm::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm");
+mod vtpm_common;
+use vtpm_common::{source_path, VECTORS};
+
 /// Every capture, as in capture.sh.
 const CAPTURES: [&str; 6] = [
     "ovmf-vtpm",
@@ -70,23 +72,11 @@ fn load(name: &'static str) -> Capture {
     }
 }
 
-fn env_dir(var: &str, how: &str) -> PathBuf {
-    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
-        panic!("{var} is not set: run the suite with `cargo xtask test` ({how})")
-    }))
-}
-
 /// An input of a capture (`built:REL`, `fixture:ID`, `initrd.cpio`), checked against the
 /// sha256 the capture recorded.
 fn input(c: &Capture, what: &str) -> Vec<u8> {
     let src = c.meta[what]["source"].as_str().unwrap();
-    let path = if let Some(rel) = src.strip_prefix("built:") {
-        env_dir("CVM_BUILT_OUT", "it builds the image first").join(rel)
-    } else if let Some(id) = src.strip_prefix("fixture:") {
-        env_dir("CVM_FIXTURES", "it fetches the pinned fixtures").join(id)
-    } else {
-        Path::new(VECTORS).join(src)
-    };
+    let path = source_path(src);
     let bytes =
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {}: {e}", c.name, path.display()));
     let want = c.meta[what]["sha256"].as_str().unwrap();

@@ -8,6 +8,7 @@ mod qemu_acpi;
 mod snp;
 mod tdx;
 mod verify;
+mod vtpm;
 
 use clap::Parser;
 
@@ -22,6 +23,8 @@ enum Cli {
     Explain(explain::Args),
     /// Verify a signed measurement manifest and optionally its artefacts (exit 1 on mismatch)
     Verify(verify::Args),
+    /// vTPM PCRs 4, 5, 7, 9 (sha256, sha384) of QEMU + OVMF direct boot; --check-log compares a boot's log (exit 1 on mismatch)
+    Vtpm(vtpm::Args),
 }
 
 fn main() {
@@ -30,6 +33,7 @@ fn main() {
         Cli::Tdx(a) => tdx::run(a),
         Cli::Explain(a) => explain::run(a),
         Cli::Verify(a) => verify::run(a),
+        Cli::Vtpm(a) => vtpm::run(a),
     };
     match res {
         Ok(code) => std::process::exit(code),
