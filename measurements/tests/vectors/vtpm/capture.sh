@@ -17,18 +17,21 @@ fixtures=${CVM_FIXTURES:-$HOME/.cache/cvm-image/fixtures}
 nolibc=${NOLIBC:-/var/tmp/cvm-build/kernel/src/tools/include/nolibc}
 work=${VTPM_CAPTURE_WORK:-/var/tmp/vtpm-capture}
 
-# name|firmware|kernel|memory MiB|disk|cmdline (-append)
-VECTORS='ovmf-vtpm|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|512||console=ttyS0 panic=-1 quiet
-ovmf-vtpm-cmdline-verity|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|512||console=ttyS0 root=/dev/dm-0 ro rootwait dm-mod.create="vroot,,,ro,0 76712 verity 1 /dev/vda2 /dev/vda3 4096 4096 9589 1 sha256 ae9f050825ea57484f8e3a463bb36070bb6100140d6151ef7bd429246082f0d3 98aa97b11cd3487c856ec9baec6d6510c83790f585eff440afa38bcf664c11fa" panic=-1 quiet
-ovmf-vtpm-2g|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|2048||console=ttyS0 panic=-1 quiet
-ovmf-vtpm-disk|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|512|built:disk/disk.raw|console=ttyS0 panic=-1 quiet
-debian-ovmf|fixture:O1|built:kernel/bzImage|512||console=ttyS0 panic=-1 quiet
-debian-ovmf-debian-kernel|fixture:O1|fixture:K1|512||console=ttyS0 panic=-1 quiet'
+# name|firmware|kernel|initrd|memory MiB|disk|cmdline (-append)
+VECTORS='ovmf-vtpm|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|initrd.cpio|512||console=ttyS0 panic=-1 quiet
+ovmf-vtpm-cmdline-verity|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|initrd.cpio|512||console=ttyS0 root=/dev/dm-0 ro rootwait dm-mod.create="vroot,,,ro,0 76712 verity 1 /dev/vda2 /dev/vda3 4096 4096 9589 1 sha256 ae9f050825ea57484f8e3a463bb36070bb6100140d6151ef7bd429246082f0d3 98aa97b11cd3487c856ec9baec6d6510c83790f585eff440afa38bcf664c11fa" panic=-1 quiet
+ovmf-vtpm-2g|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|initrd.cpio|2048||console=ttyS0 panic=-1 quiet
+ovmf-vtpm-disk|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|initrd.cpio|512|built:disk/disk.raw|console=ttyS0 panic=-1 quiet
+debian-ovmf|fixture:O1|built:kernel/bzImage|initrd.cpio|512||console=ttyS0 panic=-1 quiet
+debian-ovmf-debian-kernel|fixture:O1|fixture:K1|initrd.cpio|512||console=ttyS0 panic=-1 quiet
+ovmf-vtpm-no-initrd|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|-|512|rootdisk:|console=ttyS0 panic=-1 quiet root=/dev/vda ro rootfstype=erofs init=/init'
 
 resolve() {
     case $1 in
     built:*) echo "$built/${1#built:}" ;;
     fixture:*) echo "$fixtures/${1#fixture:}" ;;
+    initrd.cpio) echo "$here/initrd.cpio" ;;
+    rootdisk:) echo "$work/rootdisk.erofs" ;;
     *) echo "unknown source $1" >&2; exit 2 ;;
     esac
 }
@@ -43,9 +46,10 @@ if [ "${1:-}" = --rebuild-initrd ]; then
     echo "initrd.cpio: $(sha "$here/initrd.cpio")"
 fi
 
-capture() { # name firmware kernel mem disk cmdline
-    name=$1 fw_src=$2 kernel_src=$3 mem=$4 disk_src=$5 cmdline=$6
-    fw=$(resolve "$fw_src") kernel=$(resolve "$kernel_src") disk=
+capture() { # name firmware kernel initrd mem disk cmdline
+    name=$1 fw_src=$2 kernel_src=$3 initrd_src=$4 mem=$5 disk_src=$6 cmdline=$7
+    fw=$(resolve "$fw_src") kernel=$(resolve "$kernel_src") initrd= disk=
+    [ "$initrd_src" != - ] && initrd=$(resolve "$initrd_src")
     [ -n "$disk_src" ] && disk=$(resolve "$disk_src")
     d=$work/$name
     rm -rf "$d"
@@ -59,10 +63,11 @@ capture() { # name firmware kernel mem disk cmdline
     i=0
     while [ ! -S "$d/tpm/sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     set -- -machine q35,accel=tcg -cpu max -smp 1 -m "$mem" -nodefaults -display none \
-        -no-reboot -bios "$fw" -kernel "$kernel" -initrd "$here/initrd.cpio" -append "$cmdline" \
+        -no-reboot -bios "$fw" -kernel "$kernel" -append "$cmdline" \
         -serial file:"$d/serial.log" -serial file:"$d/dump.txt" \
         -chardev socket,id=chrtpm,path="$d/tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
         -device tpm-crb,tpmdev=tpm0
+    [ -n "$initrd" ] && set -- "$@" -initrd "$initrd"
     [ -n "$disk" ] && set -- "$@" -drive file="$disk",if=virtio,format=raw,snapshot=on
     echo "==> $name: qemu-system-x86_64 $*"
     timeout 600 qemu-system-x86_64 "$@"
@@ -75,7 +80,7 @@ import json, sys
 json.dump({
     "firmware": {"source": "$fw_src", "sha256": "$(sha "$fw")"},
     "kernel": {"source": "$kernel_src", "sha256": "$(sha "$kernel")"},
-    "initrd": {"source": "initrd.cpio", "sha256": "$(sha "$here/initrd.cpio")"},
+    "initrd": {"source": "$initrd_src", "sha256": "$([ -n "$initrd" ] && sha "$initrd")"} if "$initrd" else None,
     "disk": {"source": "$disk_src", "sha256": "$([ -n "$disk" ] && sha "$disk")"} if "$disk_src" else None,
     "memory_mib": $mem,
     "cmdline": open("$d/cmdline.txt").read(),
@@ -86,10 +91,21 @@ open(sys.argv[1], "a").write("\n")
 EOF
 }
 
+# The root file system of the no-initrd boot: the same /init on erofs (not measured: with
+# direct boot the disk is not part of any PCR, see README.md).
+rootdisk() {
+    r=$work/rootdisk
+    rm -rf "$r" "$work/rootdisk.erofs"
+    mkdir -p "$r/dev" "$r/proc" "$r/sys"
+    python3 "$here/dump.py" extract-init "$here/initrd.cpio" "$r/init"
+    mkfs.erofs -T0 --all-root -U 00000000-0000-0000-0000-000000000001 "$work/rootdisk.erofs" "$r" >/dev/null
+}
+
 mkdir -p "$work"
-echo "$VECTORS" | while IFS='|' read -r name fw kernel mem disk cmdline; do
+echo "$VECTORS" | while IFS='|' read -r name fw kernel initrd mem disk cmdline; do
     if [ $# -gt 0 ]; then
         case " $* " in *" $name "*) ;; *) continue ;; esac
     fi
-    capture "$name" "$fw" "$kernel" "$mem" "$disk" "$cmdline"
+    [ "$disk" = rootdisk: ] && rootdisk
+    capture "$name" "$fw" "$kernel" "$initrd" "$mem" "$disk" "$cmdline"
 done

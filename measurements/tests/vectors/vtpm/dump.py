@@ -5,11 +5,12 @@ dump.py cpio INIT OUT      the initramfs: a deterministic newc cpio (the layout 
                            xtask/src/boot_smoke.rs `Cpio`: inodes in order, mtime 0, uid/gid 0,
                            uncompressed) of /dev, /proc, /sys, /dev/console (5,1),
                            /dev/ttyS1 (4,65) and /init.
+dump.py extract-init CPIO OUT   /init of the initramfs, for the no-initrd boot's root disk.
 dump.py parse DUMP DIR     the guest's ttyS1 output -> DIR/binary_bios_measurements (the
                            event log), DIR/pcrs.json ({"sha256": {"0": hex, ...}, "sha384": ...},
                            PCRs 0-23 as the guest read them) and DIR/proc_cmdline.
 """
-import json, re, sys
+import json, os, re, sys
 
 
 def cpio(init, out):
@@ -39,6 +40,23 @@ def cpio(init, out):
     entry("init", 0o100755, open(init, "rb").read())
     header(0, 0, 1, 0, (0, 0), "TRAILER!!!")
     open(out, "wb").write(buf)
+
+
+def extract_init(cpio_path, out):
+    b = open(cpio_path, "rb").read()
+    off = 0
+    while True:
+        f = [int(b[off + 6 + 8 * i: off + 14 + 8 * i], 16) for i in range(13)]
+        namesize, size = f[11], f[6]
+        name = b[off + 110: off + 110 + namesize - 1].decode()
+        data = (off + 110 + namesize + 3) & ~3
+        if name == "init":
+            open(out, "wb").write(b[data: data + size])
+            os.chmod(out, 0o755)
+            return
+        if name == "TRAILER!!!":
+            sys.exit("no init in " + cpio_path)
+        off = (data + size + 3) & ~3
 
 
 def parse(dump, outdir):
@@ -76,4 +94,4 @@ def parse(dump, outdir):
 
 
 if __name__ == "__main__":
-    {"cpio": cpio, "parse": parse}[sys.argv[1]](*sys.argv[2:])
+    {"cpio": cpio, "extract-init": extract_init, "parse": parse}[sys.argv[1]](*sys.argv[2:])
