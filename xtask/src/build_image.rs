@@ -6,7 +6,7 @@
 //!    archive, `--no-cache` rebuilds);
 //! 3. disk stage (ESP + GPT);
 //! 4. kernel command line from the spec template and the verity values;
-//! 5. predicted measurements per `[[shape]]` ([`stages::measure`]);
+//! 5. predicted measurements per `[[shape]]`, and the vTPM PCRs once ([`stages::measure`]);
 //! 6. `manifest.json` (`cvm-manifest`, canonical JSON, atomic) and, with a signing key
 //!    (`--key` or the spec's `[signing] key` when that file exists), `manifest.dsse.json`.
 //!
@@ -86,7 +86,7 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
     }
     let cmdline = kernel_cmdline(&loaded.spec, b.rootfs.as_ref())?;
     stage.step("measurements per shape");
-    let shapes = match (&b.kernel, want("measure")) {
+    let (shapes, vtpm) = match (&b.kernel, want("measure")) {
         (Some(k), true) => {
             let bin = measure::cvm_measure(sh, &root)?;
             let mi = measure::MeasureInputs {
@@ -95,16 +95,21 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
                 cmdline: &cmdline,
                 ovmf_snp: b.firmware.get(role::OVMF_SNP).map(PathBuf::as_path),
                 ovmf_tdx: b.firmware.get(role::OVMF_TDX).map(PathBuf::as_path),
+                ovmf_vtpm: b.firmware.get(role::OVMF_VTPM).map(PathBuf::as_path),
             };
-            measure::shapes(sh, &bin, &loaded.spec.shapes, &mi)?
+            (
+                measure::shapes(sh, &bin, &loaded.spec.shapes, &mi)?,
+                measure::vtpm(sh, &bin, &mi)?,
+            )
         }
         _ => {
             eprintln!("    skipped (needs the kernel stage)");
-            Vec::new()
+            (Vec::new(), None)
         }
     };
     stage.step("manifest");
-    let manifest = assemble(&loaded.spec, b, cmdline, shapes);
+    let mut manifest = assemble(&loaded.spec, b, cmdline, shapes);
+    manifest.vtpm = vtpm;
     let bytes = manifest.to_bytes().context("the manifest is not valid")?;
     tools::write_atomic(&out.join(cvm_manifest::FILE_NAME), &bytes)?;
     let signed = sign_manifest(&root, &out, &loaded.spec, flags.key.as_deref(), &bytes)?;

@@ -8,12 +8,16 @@
 //!   QEMU under TCG, cached by cvm-measure), one entry per vCPU count:
 //!   `{vcpus, mrtd, rtmr0..rtmr3}`. A failed prediction is recorded as `{vcpus, error}` and
 //!   does not fail the build.
-//! - vTPM PCRs: not predicted yet.
+//! - vTPM PCRs, once per image (they do not depend on vCPUs or memory): `cvm-measure vtpm
+//!   --json` with the `ovmf-vtpm` firmware, kernel, initrd and command line → the manifest's
+//!   top-level `vtpm: {firmware_role, pcrs: {sha256, sha384}, events}` (PCRs 4, 5, 7, 9).
+//!   A failure fails the build: the prediction is pure and must work for the built firmware.
 
 use anyhow::{Context, Result};
 use cvm_image_spec::{PageOrder, Shape, Vmm};
-use cvm_manifest::ShapeMeasurements;
+use cvm_manifest::{ShapeMeasurements, VtpmEvent, VtpmMeasurements};
 use serde_json::{json, Value};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
@@ -29,6 +33,16 @@ pub struct MeasureInputs<'a> {
     pub ovmf_snp: Option<&'a Path>,
     /// `ovmf-tdx` firmware, when built.
     pub ovmf_tdx: Option<&'a Path>,
+    /// `ovmf-vtpm` firmware, when built.
+    pub ovmf_vtpm: Option<&'a Path>,
+}
+
+impl MeasureInputs<'_> {
+    /// `--initrd PATH` when there is an initrd, for every `cvm-measure` subcommand.
+    fn initrd_args(&self) -> Vec<&OsStr> {
+        self.initrd
+            .map_or_else(Vec::new, |p| vec![OsStr::new("--initrd"), p.as_os_str()])
+    }
 }
 
 /// Build the release `cvm-measure` binary and return its path.
@@ -88,6 +102,59 @@ fn shape(
     })
 }
 
+/// The vTPM prediction of the image, when the `ovmf-vtpm` firmware was built.
+pub fn vtpm(
+    sh: &Shell,
+    bin: &Path,
+    inputs: &MeasureInputs<'_>,
+) -> Result<Option<VtpmMeasurements>> {
+    let Some(fw) = inputs.ovmf_vtpm else {
+        return Ok(None);
+    };
+    let (kernel, cmdline) = (inputs.kernel, inputs.cmdline);
+    let initrd = inputs.initrd_args();
+    let out = cmd!(
+        sh,
+        "{bin} vtpm --firmware {fw} --kernel {kernel} {initrd...} --cmdline {cmdline} --json"
+    )
+    .read()
+    .context("vTPM PCR prediction (cvm-measure vtpm)")?;
+    let v = vtpm_from_json(cvm_manifest::role::OVMF_VTPM, &out)?;
+    eprintln!(
+        "    vtpm ({}): {}",
+        v.firmware_role,
+        v.pcrs["sha256"]
+            .iter()
+            .map(|(p, h)| format!("PCR{p} {}…", &h[..16]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Some(v))
+}
+
+/// The manifest's `vtpm` from `cvm-measure vtpm --json` output
+/// (`{"sha256": {pcr: hex}, "sha384": {...}, "events": [...]}`).
+fn vtpm_from_json(firmware_role: &str, out: &str) -> Result<VtpmMeasurements> {
+    let mut v: serde_json::Map<String, Value> = serde_json::from_str(out)
+        .with_context(|| format!("parsing cvm-measure vtpm output {out:?}"))?;
+    let events: Vec<VtpmEvent> = serde_json::from_value(v.remove("events").unwrap_or_default())
+        .context("cvm-measure vtpm: `events`")?;
+    let pcrs = v
+        .into_iter()
+        .map(|(bank, values)| {
+            let values = serde_json::from_value(values)
+                .with_context(|| format!("cvm-measure vtpm: `{bank}` is not {{pcr: hex}}"))?;
+            Ok((bank, values))
+        })
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(!events.is_empty(), "cvm-measure vtpm: no events in {out}");
+    Ok(VtpmMeasurements {
+        firmware_role: firmware_role.to_owned(),
+        pcrs,
+        events,
+    })
+}
+
 fn snp(
     sh: &Shell,
     bin: &Path,
@@ -110,15 +177,10 @@ fn snp(
         Vmm::Gce => "gce",
     };
     let (kernel, append) = (inputs.kernel, inputs.cmdline);
-    let initrd: Vec<&Path> = inputs.initrd.into_iter().collect();
-    let initrd_flag: Vec<&str> = if initrd.is_empty() {
-        vec![]
-    } else {
-        vec!["--initrd"]
-    };
+    let initrd = inputs.initrd_args();
     let out = cmd!(
         sh,
-        "{bin} snp --mode snp --vcpus {n} --vcpu-sig {sig_s} --vmm-type {vmm} --guest-features {feat} --ovmf {fw} --kernel {kernel} {initrd_flag...} {initrd...} --append {append} --json"
+        "{bin} snp --mode snp --vcpus {n} --vcpu-sig {sig_s} --vmm-type {vmm} --guest-features {feat} --ovmf {fw} --kernel {kernel} {initrd...} --append {append} --json"
     )
     .read()
     .with_context(|| format!("shape {}: SNP launch digest ({vcpus} vCPUs)", s.name))?;
@@ -170,12 +232,7 @@ fn tdx_values(
     let (n, mem) = (vcpus.to_string(), format!("{}M", s.memory.bytes() >> 20));
     let qemu_version = s.qemu_version.clone().unwrap_or_else(|| "10.0".into());
     let (kernel, cmdline) = (inputs.kernel, inputs.cmdline);
-    let initrd: Vec<&Path> = inputs.initrd.into_iter().collect();
-    let initrd_flag: Vec<&str> = if initrd.is_empty() {
-        vec![]
-    } else {
-        vec!["--initrd"]
-    };
+    let initrd = inputs.initrd_args();
     let order: Vec<&str> = match s.tdx_page_order {
         None => vec![],
         Some(PageOrder::SinglePass) => vec!["--page-order", "single"],
@@ -183,7 +240,7 @@ fn tdx_values(
     };
     let o = cmd!(
         sh,
-        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd_flag...} {initrd...} --cmdline {cmdline} --qemu {QEMU} --qemu-version {qemu_version} {order...} --json"
+        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --qemu-version {qemu_version} {order...} --json"
     )
     .ignore_status()
     .quiet()
@@ -221,6 +278,7 @@ mod tests {
             cmdline: "console=ttyS0",
             ovmf_snp: None,
             ovmf_tdx: Some(p),
+            ovmf_vtpm: None,
         };
         let m = shape(
             &sh,
@@ -241,5 +299,53 @@ mod tests {
             assert!(e.get("mrtd").is_none());
         }
         assert!(m.snp.is_none() && m.vtpm.is_none());
+    }
+
+    /// `cvm-measure vtpm --json` output becomes a `vtpm` block that passes the manifest's checks
+    /// (its events replay to its PCRs).
+    #[test]
+    fn vtpm_json_becomes_a_valid_manifest_block() {
+        use sha2::{Digest, Sha256, Sha384};
+        let (d256, d384) = ("11".repeat(32), "22".repeat(48));
+        let p256 = Sha256::new()
+            .chain_update([0u8; 32])
+            .chain_update(hex::decode(&d256).unwrap())
+            .finalize();
+        let p384 = Sha384::new()
+            .chain_update([0u8; 48])
+            .chain_update(hex::decode(&d384).unwrap())
+            .finalize();
+        let out = json!({
+            "sha256": {"9": hex::encode(p256)},
+            "sha384": {"9": hex::encode(p384)},
+            "events": [{"pcr": 9, "event_type": "EV_EVENT_TAG", "description": "LOADED_IMAGE::LoadOptions",
+                        "digests": {"sha256": d256, "sha384": d384}}],
+        });
+        let v = vtpm_from_json("ovmf-vtpm", &out.to_string()).unwrap();
+        assert_eq!(v.pcrs.keys().collect::<Vec<_>>(), ["sha256", "sha384"]);
+        assert_eq!(v.events[0].description, "LOADED_IMAGE::LoadOptions");
+        let mut m = cvm_manifest::Manifest::new(
+            cvm_manifest::ImageInfo {
+                name: "t".into(),
+                version: "1".into(),
+                test_image: true,
+            },
+            String::new(),
+        );
+        m.artefacts.push(cvm_manifest::Artefact {
+            role: "ovmf-vtpm".into(),
+            path: "firmware/ovmf-vtpm/OVMF.fd".into(),
+            sha256: "00".repeat(32),
+            size: 1,
+        });
+        m.vtpm = Some(v);
+        m.to_bytes().unwrap();
+        for bad in [
+            r#"{"sha256": {"9": 1}, "events": []}"#,
+            r#"{"sha256": {"9": "00"}, "events": []}"#,
+            "not json",
+        ] {
+            assert!(vtpm_from_json("ovmf-vtpm", bad).is_err(), "{bad}");
+        }
     }
 }
