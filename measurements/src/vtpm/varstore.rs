@@ -160,6 +160,27 @@ pub(crate) mod tests {
         assert!(variables(&nv_volume(&[])).unwrap().is_empty());
     }
 
+    /// Seeded mutation test, always run: flipped bytes and truncations of a store give `Ok` or
+    /// a typed error, never a panic.
+    #[test]
+    fn mutated_stores_never_panic() {
+        let g = crate::uefi::variable::EFI_GLOBAL_VARIABLE;
+        let base = nv_volume(&[(0x3F, g, "PK", b"key"), (0x3F, g, "KEK", &[7; 40])]);
+        let mut state = 0x5EED_u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut fw = base.clone();
+            for k in 0..(state % 4 + 1) {
+                let at = ((state >> (8 * k)) as usize * 31) % 300;
+                fw[at] = (state >> (16 + k)) as u8;
+            }
+            let _ = variables(&fw[..(state as usize >> 20) % fw.len()]);
+            let _ = variables(&fw);
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_a_varstore() {
         assert!(matches!(
