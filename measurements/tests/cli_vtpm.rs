@@ -73,7 +73,7 @@ fn prints_the_captured_pcrs_as_text_and_json() {
     );
     let mut want = String::new();
     for bank in ["sha256", "sha384"] {
-        for p in ["4", "5", "7", "9"] {
+        for p in ["0", "4", "5", "7", "9"] {
             want += &format!("{bank} PCR{p}: {}\n", pcrs[bank][p].as_str().unwrap());
         }
     }
@@ -84,22 +84,24 @@ fn prints_the_captured_pcrs_as_text_and_json() {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     for bank in ["sha256", "sha384"] {
         let got = v[bank].as_object().unwrap();
-        assert_eq!(got.keys().collect::<Vec<_>>(), ["4", "5", "7", "9"]);
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["0", "4", "5", "7", "9"]);
         for (p, h) in got {
             assert_eq!(h, &pcrs[bank][p], "{bank} PCR {p}");
         }
     }
     let events = v["events"].as_array().unwrap();
-    // PCR 7: 5 variables + separator; PCR 4: kernel, action, separator; PCR 5: separator +
-    // 2 actions; PCR 9: command line, initrd.
-    assert_eq!(events.len(), 14);
-    assert_eq!(events[6]["event_type"], "EV_EFI_BOOT_SERVICES_APPLICATION");
-    assert_eq!(events[6]["pcr"], 4);
-    assert_eq!(events[10]["description"], "LOADED_IMAGE::LoadOptions");
+    // PCR 0: S-CRTM version, PEIFV, DXEFV, separator; PCR 7: 5 variables + separator; PCR 4:
+    // kernel, action, separator; PCR 5: separator + 2 actions; PCR 9: command line, initrd.
+    assert_eq!(events.len(), 18);
+    assert_eq!(events[0]["event_type"], "EV_S_CRTM_VERSION");
+    assert_eq!(events[2]["event_type"], "EV_EFI_PLATFORM_FIRMWARE_BLOB");
+    assert_eq!(events[9]["event_type"], "EV_EFI_BOOT_SERVICES_APPLICATION");
+    assert_eq!(events[9]["pcr"], 4);
+    assert_eq!(events[14]["description"], "LOADED_IMAGE::LoadOptions");
     // The events parse as the manifest's vtpm.events.
     let typed: Vec<cvm_manifest::VtpmEvent> = serde_json::from_value(v["events"].clone()).unwrap();
     assert_eq!(
-        typed[13].description,
+        typed[17].description,
         "Exit Boot Services Returned with Success"
     );
 }
@@ -145,7 +147,7 @@ fn event_log_out_checks_against_its_own_prediction() {
     let o = vtpm(CMDLINE, &["--event-log-out", out]);
     assert_eq!(o.status.code(), Some(0));
     let log = cvm_measurements::eventlog::EventLog::parse(&std::fs::read(out).unwrap()).unwrap();
-    assert_eq!(log.events.len(), 14);
+    assert_eq!(log.events.len(), 18);
     let o = vtpm(CMDLINE, &["--check-log", out]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }

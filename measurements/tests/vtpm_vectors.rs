@@ -3,7 +3,8 @@
 //!
 //! For every capture: our parser reads the log back byte for byte, replaying it gives the PCRs
 //! the guest read from the TPM (0-9, both banks), and `vtpm::measure` over the same firmware,
-//! kernel, initrd and command line predicts PCRs 4, 5, 7, 9 and each of their events. The inputs
+//! kernel, initrd and command line predicts PCRs 0, 4, 5, 7, 9 and each of their events (PCR 0
+//! for two independent firmware builds: ours and Debian's). The inputs
 //! are the built image (`CVM_BUILT_OUT`, as `cargo xtask test` sets it) and the pinned fixtures
 //! (`CVM_FIXTURES`), checked against the sha256 each capture recorded. `tpm2_eventlog`
 //! (tpm2-tools), where installed, cross-checks our parse of every log.
@@ -211,6 +212,11 @@ fn a_wrong_input_is_caught_and_named() {
     })
     .unwrap();
     assert_eq!(moved(&m, &e), (vec![4], vec![(4, 0)]));
+    // Another firmware (ours instead of Debian's, same kernel, initrd, command line): PCR 0
+    // only, and in it the S-CRTM version and both firmware volumes.
+    let d = load("debian-ovmf");
+    let m = vtpm::measure(&boot).unwrap();
+    assert_eq!(moved(&m, &d), (vec![0], vec![(0, 0), (0, 1), (0, 2)]));
     // Without the initrd: the command line loses ` initrd=initrd` and the initrd event is gone.
     let m = vtpm::measure(&VtpmBoot {
         initrd: None,
@@ -316,4 +322,39 @@ fn parse_tpm2_eventlog(yaml: &str) -> (Vec<Tpm2Event>, BTreeMap<String, BTreeMap
         }
     }
     (events, pcrs)
+}
+
+/// PCR 0 of both firmware builds, spelled out (the values the captures' TPMs reported), and
+/// what each event says: the S-CRTM version string and where the volumes were measured.
+#[test]
+fn pcr0_of_both_firmwares() {
+    for (name, version, pcr0) in [
+        (
+            "ovmf-vtpm",
+            "",
+            "791342f653436736d9296b558590067019505ebb93a37fd21ed59607788ce331",
+        ),
+        (
+            "debian-ovmf",
+            "2025.02-8+deb13u1",
+            "0101271704ccc2360ddbb08438d591c23fb8a0a9cb0cebc60cefea7868833f8e",
+        ),
+    ] {
+        let c = load(name);
+        let fw = input(&c, "firmware");
+        let p = vtpm::pcr0::OvmfPcr0::from_firmware(&fw).unwrap();
+        assert_eq!(p.crtm_version, version, "{name}");
+        assert_eq!((p.peifv_base, p.peifv.len()), (0x820000, 0xe0000), "{name}");
+        assert_eq!((p.dxefv_base, p.dxefv().len()), (0x900000, 0xe80000), "{name}");
+        assert_eq!(hex::encode(&c.pcrs[&Bank::Sha256][&0]), pcr0, "{name}: captured PCR 0");
+        let (kernel, initrd) = (input(&c, "kernel"), input(&c, "initrd"));
+        let m = vtpm::measure(&VtpmBoot {
+            firmware: &fw,
+            kernel: &kernel,
+            initrd: Some(&initrd),
+            cmdline: c.meta["cmdline"].as_str().unwrap(),
+        })
+        .unwrap();
+        assert_eq!(m.pcr(Bank::Sha256, 0).map(hex::encode).as_deref(), Some(pcr0), "{name}");
+    }
 }

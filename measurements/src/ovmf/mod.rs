@@ -2,8 +2,10 @@
 //! a firmware file, read from its bytes (never hard-coded per build).
 //!
 //! - [`footer`]: the GUIDed table at the end of the reset vector (`ResetVectorVtf0.asm`).
+//! - [`fv`]: PI firmware volumes, FFS files, sections, and OVMF's LZMA-compressed PEIFV/DXEFV.
 
 pub mod footer;
+pub mod fv;
 pub mod sev;
 pub mod tdvf;
 
@@ -23,6 +25,13 @@ pub enum Error {
     /// A structure the caller asked for is absent (e.g. no SEV metadata in a TDVF build).
     #[error("firmware has no {0}")]
     Missing(&'static str),
+    /// Compressed data that does not decode.
+    #[error("firmware compressed data at offset {offset:#x}: {problem}")]
+    Decompress { offset: u64, problem: String },
+    /// An error inside decompressed or nested data; `context` says where that data came from
+    /// (offsets in `source` are relative to it).
+    #[error("{context}: {source}")]
+    Within { context: String, source: Box<Error> },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -38,7 +47,6 @@ pub(crate) fn read_u32(data: &[u8], offset: usize, what: &'static str) -> Result
 }
 
 /// Read a little-endian `u64` at `offset`, or a [`Error::Truncated`] naming `what`.
-#[allow(dead_code)]
 pub(crate) fn read_u64(data: &[u8], offset: usize, what: &'static str) -> Result<u64> {
     read_array::<8>(data, offset, what).map(u64::from_le_bytes)
 }

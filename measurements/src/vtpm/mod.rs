@@ -7,6 +7,7 @@
 //!
 //! | PCR | events |
 //! |---|---|
+//! | 0 | `EV_S_CRTM_VERSION` (`PcdFirmwareVersionString`); `EV_EFI_PLATFORM_FIRMWARE_BLOB` PEIFV, DXEFV (decompressed from `FVMAIN_COMPACT`; PEIFV as in RAM, see [`pcr0`]); `EV_SEPARATOR` |
 //! | 7 | `EV_EFI_VARIABLE_DRIVER_CONFIG` SecureBoot, PK, KEK, db, dbx (`UEFI_VARIABLE_DATA`, empty data), `EV_SEPARATOR` |
 //! | 4 | `EV_EFI_BOOT_SERVICES_APPLICATION`: Authenticode of the kernel file, **unpatched**; `EV_EFI_ACTION` "Calling EFI Application from Boot Option"; `EV_SEPARATOR` |
 //! | 5 | `EV_SEPARATOR`; `EV_EFI_ACTION` "Exit Boot Services Invocation", "... Returned with Success" |
@@ -20,12 +21,16 @@
 //!   `ovmf-vtpm-disk`): it is the same for every image.
 //! - PCR 7 is computed for firmware whose variable store enrolls no Secure Boot keys (checked
 //!   in the firmware's varstore, [`varstore`]); enrolled keys are refused, not guessed.
-//! - Not predicted: PCR 0 (firmware volumes, CRTM version), PCR 1 (ACPI, boot variables: they
-//!   depend on the VM shape and attached devices), PCRs 2, 3, 6 (separators only).
+//! - PCR 0 is read from the firmware file ([`pcr0`]): a different firmware changes the volume
+//!   digests. It models the q35 machine (PeiCore caches the ICH9 ACPI timer port inside the
+//!   measured PEIFV).
+//! - Not predicted: PCR 1 (ACPI, boot variables: they depend on the VM shape and attached
+//!   devices), PCRs 2, 3, 6 (separators only).
 //!
 //! Checking a real boot: parse its log with [`EventLog::parse`], then [`check_log`] against the
 //! prediction and the PCR values the TPM reported.
 
+pub mod pcr0;
 pub mod varstore;
 
 use std::collections::BTreeMap;
@@ -47,7 +52,7 @@ use crate::uefi::utf16le;
 use crate::uefi::variable::secure_boot_variables_empty;
 
 /// The PCRs this module predicts.
-pub const PREDICTED_PCRS: [u32; 4] = [4, 5, 7, 9];
+pub const PREDICTED_PCRS: [u32; 5] = [0, 4, 5, 7, 9];
 
 /// Vendor GUID of OVMF's `QemuKernelLoaderFsDxe` media device path (`VenMedia(...)/kernel`).
 pub const QEMU_KERNEL_LOADER_FS_MEDIA_GUID: EfiGuid =
@@ -113,9 +118,11 @@ pub enum Error {
     Varstore { offset: usize, problem: String },
     #[error("not modelled: {0}")]
     Unsupported(String),
+    #[error("firmware: {0}")]
+    Firmware(#[from] crate::ovmf::Error),
 }
 
-/// What determines PCRs 4, 5, 7 and 9 of a direct-boot VM.
+/// What determines PCRs 0, 4, 5, 7 and 9 of a direct-boot VM.
 #[derive(Debug, Clone, Copy)]
 pub struct VtpmBoot<'a> {
     /// The unified `OVMF.fd` given to `-bios` (TPM2-enabled OvmfPkgX64).
@@ -268,14 +275,30 @@ pub fn secure_boot_events(firmware: &[u8]) -> Result<Vec<VtpmEvent>, Error> {
     Ok(ev)
 }
 
-/// Predict PCRs 4, 5, 7, 9 and their events.
+/// PCR 0's events from the firmware (S-CRTM version, PEIFV, DXEFV), without the separator.
+pub fn firmware_events(firmware: &[u8]) -> Result<Vec<VtpmEvent>, Error> {
+    Ok(pcr0::OvmfPcr0::from_firmware(firmware)?.events())
+}
+
+/// Predict PCRs 0, 4, 5, 7, 9 and their events.
 pub fn measure(boot: &VtpmBoot<'_>) -> Result<VtpmMeasurement, Error> {
-    let mut events = secure_boot_events(boot.firmware)?;
-    events.push(kernel_event(boot.kernel)?);
+    // First the variable store: its check also says plainly when the file is no OVMF.fd.
+    let pcr7 = secure_boot_events(boot.firmware)?;
+    // The firmware volumes (16 MB to decompress and hash) beside the kernel's Authenticode.
+    let (pcr0, kernel) = std::thread::scope(|s| {
+        let k = s.spawn(|| kernel_event(boot.kernel));
+        let f = firmware_events(boot.firmware);
+        (f, k.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    let mut events = pcr0?;
+    events.extend(pcr7);
+    events.push(kernel?);
     events.push(VtpmEvent::from_measured(
         4,
         efi_action(EFI_CALLING_EFI_APPLICATION),
     ));
+    // ReadyToBoot: the separators of PCRs 0-7 (1, 2, 3, 6 are not predicted).
+    events.push(VtpmEvent::from_measured(0, separator()));
     events.push(VtpmEvent::from_measured(4, separator()));
     events.push(VtpmEvent::from_measured(5, separator()));
     events.extend(

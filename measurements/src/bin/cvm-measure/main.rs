@@ -23,7 +23,7 @@ enum Cli {
     Explain(explain::Args),
     /// Verify a signed measurement manifest and optionally its artefacts (exit 1 on mismatch)
     Verify(verify::Args),
-    /// vTPM PCRs 4, 5, 7, 9 (sha256, sha384) of QEMU + OVMF direct boot; --check-log compares a boot's log (exit 1 on mismatch)
+    /// vTPM PCRs 0, 4, 5, 7, 9 (sha256, sha384) of QEMU + OVMF direct boot; --check-log compares a boot's log (exit 1 on mismatch)
     Vtpm(vtpm::Args),
 }
 

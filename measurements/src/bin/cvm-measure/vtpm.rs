@@ -1,4 +1,4 @@
-//! `cvm-measure vtpm`: predict the vTPM PCRs 4, 5, 7 and 9 (sha256 and sha384 banks) of a
+//! `cvm-measure vtpm`: predict the vTPM PCRs 0, 4, 5, 7 and 9 (sha256 and sha384 banks) of a
 //! QEMU + OVMF direct kernel boot and the events behind them; with `--check-log`, compare a
 //! booted VM's TCG2 event log (and the PCRs its TPM reported) with the prediction, exit 1 naming
 //! the PCR and the event that differ.
