@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Write small seed corpora for the fuzz targets cpio, gpt, spec and agent_protocol into
-corpus/<target>/ (run from fuzz/; corpus/ is not committed). Needs GNU cpio and sgdisk
+"""Write small seed corpora for the fuzz targets cpio, gpt, spec, agent_protocol, tdx_eventlog,
+tdx_quote and pe into corpus/<target>/ (run from fuzz/; corpus/ is not committed). Needs GNU cpio and sgdisk
 (Debian packages cpio, gdisk). Every seed is a valid input of its parser, so the fuzzer starts
 past the magic numbers and checksums; see README.md."""
 
@@ -130,10 +130,71 @@ def agent_seeds():
     put("agent_protocol", "tpm_attest", b"\x02" + attest)
 
 
+def event_log(algs, events):
+    """A TCG2 crypto-agile log: the legacy-format Spec ID event, then TCG_PCR_EVENT2 records."""
+    spec = (b"Spec ID Event03\0" + struct.pack("<I4BI", 0, 0, 2, 2, 2, len(algs)) +
+            b"".join(struct.pack("<HH", a, n) for a, n in algs) + b"\0")
+    log = struct.pack("<II20sI", 0, 3, b"", len(spec)) + spec
+    for pcr, etype, data in events:
+        digests = b"".join(struct.pack("<H", a) + bytes([pcr + 1]) * n for a, n in algs)
+        log += struct.pack("<III", pcr, etype, len(algs)) + digests + struct.pack("<I", len(data)) + data
+    return log
+
+
+def eventlog_seeds():
+    events = [(0, 0x80000008, b"\0" * 16), (1, 4, b"\0\0\0\0"), (2, 0x80000006, b"\x01" * 24),
+              (3, 0x6, b"CCEL")]
+    put("tdx_eventlog", "sha384_ccel", event_log([(0x0C, 48)], events))
+    put("tdx_eventlog", "sha256_sha384", event_log([(0x0B, 32), (0x0C, 48)], events) + b"\xff" * 16)
+
+
+def quote_seeds():
+    """TDX quotes v4 and v5 (TDX 1.5 body type 3): header, TD report body, signature data."""
+    body = bytes(range(256)) * 2 + bytes(584 - 512)
+    head = struct.pack("<HHIHH16s20s", 4, 2, 0x81, 0, 0, b"\x93" * 16, b"u" * 20)
+    put("tdx_quote", "v4", head + body + struct.pack("<I", 8) + b"sigdata!")
+    head5 = struct.pack("<HHIHH16s20s", 5, 2, 0x81, 0, 0, b"\x93" * 16, b"u" * 20)
+    body15 = body + b"\x01" * (648 - 584)
+    put("tdx_quote", "v5_tdx15", head5 + struct.pack("<HI", 3, len(body15)) + body15 + struct.pack("<I", 0))
+
+
+def pe_seeds():
+    """A tiny PE32+ (one section, optionally a certificate table), as pe.rs's tests build it;
+    plus the first 16 KiB of the pinned kernel K1 (setup header + PE headers) when the
+    fixtures are fetched (`cargo xtask test` puts them in ~/.cache/cvm-image/fixtures)."""
+    for tail, cert in ((16, 0), (40, 64)):
+        img = bytearray(0x400 + tail + cert)
+        img[0:2] = b"MZ"
+        img[0x3C:0x40] = struct.pack("<I", 0x80)
+        img[0x80:0x84] = b"PE\0\0"
+        coff, opt = 0x84, 0x84 + 20
+        img[coff + 2:coff + 4] = struct.pack("<H", 1)
+        img[coff + 16:coff + 18] = struct.pack("<H", 112 + 16 * 8)
+        img[opt:opt + 2] = struct.pack("<H", 0x20B)
+        img[opt + 60:opt + 64] = struct.pack("<I", 0x200)
+        img[opt + 64:opt + 68] = struct.pack("<I", 0xDEADBEEF)
+        img[opt + 108:opt + 112] = struct.pack("<I", 16)
+        if cert:
+            img[opt + 144:opt + 152] = struct.pack("<II", 0x400 + tail, cert)
+        sec = opt + 112 + 128
+        img[sec:sec + 5] = b".text"
+        img[sec + 16:sec + 24] = struct.pack("<II", 0x200, 0x200)
+        for i in range(0x200, 0x400 + tail):
+            img[i] = (i - 0x200) % 251
+        put("pe", f"tiny_pe_{tail}_{cert}", bytes(img))
+    k1 = os.path.expanduser("~/.cache/cvm-image/fixtures/K1")
+    if os.path.exists(k1):
+        with open(k1, "rb") as f:
+            put("pe", "k1_head16k", f.read(16384))
+
+
 if __name__ == "__main__":
     cpio_seeds()
     gpt_seeds()
     spec_seeds()
     agent_seeds()
-    for t in ("cpio", "gpt", "spec", "agent_protocol"):
+    eventlog_seeds()
+    quote_seeds()
+    pe_seeds()
+    for t in ("cpio", "gpt", "spec", "agent_protocol", "tdx_eventlog", "tdx_quote", "pe"):
         print(t, sorted(os.listdir(os.path.join(CORPUS, t))))
