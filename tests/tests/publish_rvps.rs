@@ -122,3 +122,114 @@ fn closed_port_names_the_endpoint() {
         }
     });
 }
+
+/// The manifest as `build-image` writes it (cvm-manifest types, canonical bytes): shapes, and
+/// the image-wide vTPM PCRs per bank at the top level, with events that replay to them.
+fn built_manifest() -> (Vec<u8>, cvm_manifest::VtpmMeasurements) {
+    use cvm_manifest::{Artefact, ImageInfo, Manifest, ShapeMeasurements, VtpmMeasurements};
+    use sha2::{Digest, Sha256, Sha384};
+    use std::collections::BTreeMap;
+    let mut pcrs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut events = Vec::new();
+    for pcr in [0u8, 4, 5, 7, 9] {
+        let (d256, d384) = (vec![pcr + 1; 32], vec![pcr + 1; 48]);
+        let v256 = Sha256::digest([vec![0; 32], d256.clone()].concat());
+        let v384 = Sha384::digest([vec![0; 48], d384.clone()].concat());
+        pcrs.entry("sha256".into())
+            .or_default()
+            .insert(pcr.to_string(), hex::encode(v256));
+        pcrs.entry("sha384".into())
+            .or_default()
+            .insert(pcr.to_string(), hex::encode(v384));
+        events.push(cvm_manifest::VtpmEvent {
+            pcr: u32::from(pcr),
+            event_type: "EV_SEPARATOR".into(),
+            digests: [
+                ("sha256".into(), hex::encode(d256)),
+                ("sha384".into(), hex::encode(d384)),
+            ]
+            .into(),
+            description: "separator".into(),
+        });
+    }
+    let vtpm = VtpmMeasurements {
+        firmware_role: "ovmf-vtpm".into(),
+        pcrs,
+        events,
+    };
+    let mut m = Manifest::new(
+        ImageInfo {
+            name: "guest".into(),
+            version: "v0.1.0".into(),
+            test_image: true,
+        },
+        "console=ttyS0".into(),
+    );
+    m.artefacts.push(Artefact {
+        role: "ovmf-vtpm".into(),
+        path: "firmware/ovmf-vtpm/OVMF.fd".into(),
+        sha256: hex_of(0xf0, 32),
+        size: 4 << 20,
+    });
+    m.shapes.push(ShapeMeasurements {
+        name: "tdx-2cpu".into(),
+        tdx: Some(json!({"vcpus": 2, "mrtd": hex_of(0x11, 48)})),
+        snp: None,
+        vtpm: None,
+    });
+    m.vtpm = Some(vtpm.clone());
+    (m.to_bytes().expect("a valid manifest"), vtpm)
+}
+
+/// The vTPM PCRs of a built manifest (top-level `vtpm`, per bank, beside `shapes`) are
+/// registered as `tpm_pcr<n>` from the sha256 bank, the ids Trustee's default policy reads, and
+/// read back equal; the sha384 bank is not published.
+#[test]
+fn vtpm_pcrs_of_a_built_manifest_register_as_tpm_pcr_ids() {
+    let (bytes, vtpm) = built_manifest();
+    let values = ReferenceValues::from_manifest_bytes(&bytes)
+        .expect("values")
+        .with_versioned_ids("example.org/guest", "v0.1.0")
+        .expect("valid prefix and tag");
+    let sample = values.to_sample();
+    let tpm_ids: Vec<&String> = sample.keys().filter(|k| k.starts_with("tpm_pcr")).collect();
+    assert_eq!(
+        tpm_ids,
+        ["tpm_pcr0", "tpm_pcr4", "tpm_pcr5", "tpm_pcr7", "tpm_pcr9"]
+    );
+    runtime().block_on(async {
+        let server = TestRvps::start().await.unwrap();
+        let mut client = RvpsClient::connect(&server.endpoint()).await.unwrap();
+        client
+            .register_confirmed(&values)
+            .await
+            .expect("registers and confirms");
+        for (pcr, want) in &vtpm.pcrs["sha256"] {
+            assert_eq!(
+                client.query(&format!("tpm_pcr{pcr}")).await.unwrap(),
+                Some(json!([want])),
+                "tpm_pcr{pcr}"
+            );
+        }
+        assert_eq!(
+            client
+                .query("rvps:///example.org/guest/vtpm/tpm_pcr0:v0.1.0")
+                .await
+                .unwrap(),
+            Some(json!([vtpm.pcrs["sha256"]["0"]]))
+        );
+        assert_eq!(
+            client.query("mr_td").await.unwrap(),
+            Some(json!([hex_of(0x11, 48)]))
+        );
+        let stored = server.stored();
+        for (pcr, v384) in &vtpm.pcrs["sha384"] {
+            assert!(
+                !stored
+                    .values()
+                    .any(|v| v.to_string().contains(v384.as_str())),
+                "sha384 PCR {pcr} published"
+            );
+        }
+    });
+}

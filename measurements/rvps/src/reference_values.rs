@@ -10,12 +10,18 @@
 //! | `tdx.mrtd`                                    | `mr_td`                  | 48     |
 //! | `tdx.rtmr0` .. `tdx.rtmr3`                    | `rtmr_0` .. `rtmr_3`     | 48     |
 //! | `snp.launch_digest`                           | `snp_launch_measurement` | 48     |
-//! | `vtpm.pcrs.<n>`                               | `tpm_pcr<n>`             | 32, 48 |
+//! | `vtpm.pcrs.sha256.<n>` (top level)            | `tpm_pcr<n>`             | 32     |
 //!
-//! Manifest layout read here (until `cvm-manifest` fixes the schema; aliases are accepted):
-//! shapes under `shapes` (an array, or an object keyed by shape name), or a single shape at the
-//! top level; each platform entry may be an object or an array of objects. Aliases: `mr_td`,
-//! `rtmr` (array of 4), `rtmr_0`.., `launch_measurement`/`measurement`, `tpm` for `vtpm`.
+//! Manifest layout read here (aliases are accepted): shapes under `shapes` (an array, or an
+//! object keyed by shape name), or a single shape at the top level; each platform entry may be
+//! an object or an array of objects. The vTPM PCRs do not depend on the shape: `build-image`
+//! writes them once, as the top-level `vtpm: {firmware_role, pcrs: {sha256: {"0": hex, ..},
+//! sha384: {..}}, events}`, read whether or not `shapes` is present. `pcrs` is per bank; the
+//! sha256 bank is published, as `tpm_pcr<n>` (what Trustee's default policy compares with
+//! `input.tpm.pcr<n>`), the other banks (`sha1`, `sha384`, `sha512`) are checked as hex and not
+//! published; a per-bank map without `sha256` is an error. A flat `{<n>: hex}` (one unnamed
+//! bank, 32 or 48 bytes) is still accepted. Aliases: `mr_td`, `rtmr` (array of 4), `rtmr_0`..,
+//! `launch_measurement`/`measurement`, `tpm` for `vtpm`.
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +42,15 @@ const SNP_FIELDS: FieldTable = &[(
     &[48],
 )];
 const PCR_BYTES: &[usize] = &[32, 48];
+/// The PCR bank published as `tpm_pcr<n>`.
+pub const PUBLISHED_BANK: &str = "sha256";
+/// Banks a manifest may carry: (name, digest bytes).
+const BANKS: &[(&str, &[usize])] = &[
+    ("sha1", &[20]),
+    ("sha256", &[32]),
+    ("sha384", &[48]),
+    ("sha512", &[64]),
+];
 
 /// Reference values by policy id, each a sorted set of lowercase hex strings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -66,6 +81,8 @@ pub enum ReferenceValuesError {
     },
     #[error("manifest has no measurements: looked for `tdx`, `snp`, `vtpm` under `shapes` and at the top level")]
     Empty,
+    #[error("manifest `{path}`: PCRs per bank without a `sha256` bank (the one published as tpm_pcr<n>)")]
+    NoSha256Bank { path: String },
     #[error("versioned id {what} {value:?} must be non-empty and contain no whitespace, `:` or leading/trailing `/`")]
     BadVersionedPart { what: &'static str, value: String },
 }
@@ -99,6 +116,14 @@ impl ReferenceValues {
                 return Err(shape_err("shapes", "an array or object of shapes", other));
             }
             None => rv.add_shape(manifest, "$")?,
+        }
+        // The image-wide vTPM PCRs beside the shapes (without `shapes`, add_shape read them).
+        if root.contains_key("shapes") {
+            for key in ["vtpm", "tpm"] {
+                if let Some(v) = root.get(key) {
+                    for_each_entry(v, &format!("$.{key}"), |e, ep| rv.add_pcrs(e, ep))?;
+                }
+            }
         }
         if rv.values.is_empty() {
             return Err(ReferenceValuesError::Empty);
@@ -165,15 +190,44 @@ impl ReferenceValues {
             return Ok(());
         };
         let p = format!("{path}.pcrs");
-        for (idx, v) in as_object(pcrs, &p)? {
+        let map = as_object(pcrs, &p)?;
+        let per_bank = map.keys().any(|k| k.parse::<u8>().is_err());
+        if !per_bank {
+            return self.add_bank(map, &p, PCR_BYTES, true);
+        }
+        for (bank, values) in map {
+            let bp = format!("{p}.{bank}");
+            let Some((_, bytes)) = BANKS.iter().find(|(b, _)| b == bank) else {
+                return Err(shape_err(
+                    &p,
+                    "PCR banks (sha1, sha256, sha384, sha512) as keys",
+                    &Value::String(bank.clone()),
+                ));
+            };
+            self.add_bank(as_object(values, &bp)?, &bp, bytes, bank == PUBLISHED_BANK)?;
+        }
+        if !map.contains_key(PUBLISHED_BANK) {
+            return Err(ReferenceValuesError::NoSha256Bank { path: p });
+        }
+        Ok(())
+    }
+
+    /// One bank's `{<n>: hex}`: checked, and registered as `tpm_pcr<n>` when `publish`.
+    fn add_bank(
+        &mut self,
+        pcrs: &Map<String, Value>,
+        p: &str,
+        bytes: &'static [usize],
+        publish: bool,
+    ) -> Result<()> {
+        for (idx, v) in pcrs {
             let n: u8 = idx.parse().ok().filter(|n| *n < 24).ok_or_else(|| {
-                shape_err(&p, "PCR indices 0..23 as keys", &Value::String(idx.clone()))
+                shape_err(p, "PCR indices 0..23 as keys", &Value::String(idx.clone()))
             })?;
-            self.insert(
-                "vtpm",
-                &format!("tpm_pcr{n}"),
-                hex_value(v, &format!("{p}.{idx}"), PCR_BYTES)?,
-            );
+            let hex = hex_value(v, &format!("{p}.{idx}"), bytes)?;
+            if publish {
+                self.insert("vtpm", &format!("tpm_pcr{n}"), hex);
+            }
         }
         Ok(())
     }
@@ -345,6 +399,65 @@ mod tests {
         assert!(matches!(e, ReferenceValuesError::BadHex { .. }), "{e}");
         let e = ReferenceValues::from_manifest(&json!({"vtpm": {"pcrs": {"24": h(1, 32)}}}))
             .unwrap_err();
+        assert!(e.to_string().contains("0..23"), "{e}");
+    }
+
+    /// The manifest `build-image` writes: shapes, and the vTPM PCRs per bank at the top level.
+    #[test]
+    fn top_level_vtpm_banks_beside_shapes() {
+        let m = json!({
+            "shapes": [{"name": "tdx", "tdx": {"mrtd": h(1, 48)}}],
+            "vtpm": {"firmware_role": "ovmf-vtpm",
+                     "pcrs": {"sha256": {"0": h(0x10, 32), "4": h(0x14, 32), "9": h(0x19, 32)},
+                              "sha384": {"0": h(0x20, 48), "4": h(0x24, 48), "9": h(0x29, 48)}},
+                     "events": [{"pcr": 0, "event_type": "EV_S_CRTM_VERSION"}]}
+        });
+        let s = ReferenceValues::from_manifest(&m).unwrap().to_sample();
+        assert_eq!(s["tpm_pcr0"], json!([h(0x10, 32)]));
+        assert_eq!(s["tpm_pcr4"], json!([h(0x14, 32)]));
+        assert_eq!(s["tpm_pcr9"], json!([h(0x19, 32)]));
+        assert_eq!(
+            s.len(),
+            4,
+            "mr_td + 3 PCRs of the sha256 bank, sha384 not published: {s:?}"
+        );
+        // Without shapes: the same ids.
+        let mut single = m.clone();
+        single.as_object_mut().unwrap().remove("shapes");
+        let s = ReferenceValues::from_manifest(&single).unwrap().to_sample();
+        assert_eq!(
+            s.keys().collect::<Vec<_>>(),
+            ["tpm_pcr0", "tpm_pcr4", "tpm_pcr9"]
+        );
+        // Versioned ids under the vtpm platform.
+        let rv = ReferenceValues::from_manifest(&m)
+            .unwrap()
+            .with_versioned_ids("o/i", "v1")
+            .unwrap();
+        assert_eq!(
+            rv.to_sample()["rvps:///o/i/vtpm/tpm_pcr0:v1"],
+            json!([h(0x10, 32)])
+        );
+    }
+
+    #[test]
+    fn bad_banks_are_named() {
+        let bank = |pcrs: Value| {
+            ReferenceValues::from_manifest(&json!({"shapes": [], "vtpm": {"pcrs": pcrs}}))
+        };
+        // A sha256 value of sha384 length, a sha384 value of sha256 length.
+        let e = bank(json!({"sha256": {"0": h(1, 48)}})).unwrap_err();
+        assert!(e.to_string().contains("$.vtpm.pcrs.sha256.0"), "{e}");
+        let e = bank(json!({"sha256": {"0": h(1, 32)}, "sha384": {"0": h(1, 32)}})).unwrap_err();
+        assert!(e.to_string().contains("$.vtpm.pcrs.sha384.0"), "{e}");
+        let e = bank(json!({"sha384": {"0": h(1, 48)}})).unwrap_err();
+        assert!(
+            matches!(e, ReferenceValuesError::NoSha256Bank { .. }),
+            "{e}"
+        );
+        let e = bank(json!({"md5": {"0": h(1, 16)}})).unwrap_err();
+        assert!(e.to_string().contains("PCR banks"), "{e}");
+        let e = bank(json!({"sha256": {"x": h(1, 32)}})).unwrap_err();
         assert!(e.to_string().contains("0..23"), "{e}");
     }
 
