@@ -345,8 +345,16 @@ fn pcr0_of_both_firmwares() {
         let p = vtpm::pcr0::OvmfPcr0::from_firmware(&fw).unwrap();
         assert_eq!(p.crtm_version, version, "{name}");
         assert_eq!((p.peifv_base, p.peifv.len()), (0x820000, 0xe0000), "{name}");
-        assert_eq!((p.dxefv_base, p.dxefv().len()), (0x900000, 0xe80000), "{name}");
-        assert_eq!(hex::encode(&c.pcrs[&Bank::Sha256][&0]), pcr0, "{name}: captured PCR 0");
+        assert_eq!(
+            (p.dxefv_base, p.dxefv().len()),
+            (0x900000, 0xe80000),
+            "{name}"
+        );
+        assert_eq!(
+            hex::encode(&c.pcrs[&Bank::Sha256][&0]),
+            pcr0,
+            "{name}: captured PCR 0"
+        );
         let (kernel, initrd) = (input(&c, "kernel"), input(&c, "initrd"));
         let m = vtpm::measure(&VtpmBoot {
             firmware: &fw,
@@ -355,6 +363,10 @@ fn pcr0_of_both_firmwares() {
             cmdline: c.meta["cmdline"].as_str().unwrap(),
         })
         .unwrap();
-        assert_eq!(m.pcr(Bank::Sha256, 0).map(hex::encode).as_deref(), Some(pcr0), "{name}");
+        assert_eq!(
+            m.pcr(Bank::Sha256, 0).map(hex::encode).as_deref(),
+            Some(pcr0),
+            "{name}"
+        );
     }
 }
