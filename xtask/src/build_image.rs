@@ -108,8 +108,10 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
         }
     };
     stage.step("manifest");
+    let initdata = initdata_digest(&root, &loaded.spec, &mut b)?;
     let mut manifest = assemble(&loaded.spec, b, cmdline, shapes);
     manifest.vtpm = vtpm;
+    manifest.initdata_digest = initdata;
     let bytes = manifest.to_bytes().context("the manifest is not valid")?;
     tools::write_atomic(&out.join(cvm_manifest::FILE_NAME), &bytes)?;
     let signed = sign_manifest(&root, &out, &loaded.spec, flags.key.as_deref(), &bytes)?;
@@ -403,6 +405,34 @@ fn kernel_cmdline(spec: &ImageSpec, r: Option<&rootfs::RootfsOutputs>) -> Result
     };
     spec.cmdline(&values)
         .map_err(|e| anyhow::anyhow!("kernel command line template: {e}"))
+}
+
+/// The spec's `[initdata]` document: pinned as an input, and its digest as bound at launch:
+/// `<algorithm>` (the document's own), `tdx_mrconfigid` (48 bytes) and `snp_hostdata` (32).
+fn initdata_digest(root: &Path, spec: &ImageSpec, b: &mut Built) -> Result<BTreeMap<String, String>> {
+    use cvm_measurements::initdata::{InitdataAlgorithm, InitdataDigest};
+    let Some(i) = &spec.initdata else {
+        return Ok(BTreeMap::new());
+    };
+    let path = i.file.resolve(root);
+    let doc = std::fs::read(&path).with_context(|| format!("reading [initdata] file {}", path.display()))?;
+    let d = InitdataDigest::of_document(&doc).with_context(|| format!("{}", path.display()))?;
+    b.inputs.push(Input {
+        name: format!("initdata:{}", i.file.as_str()),
+        sha256: sha256_hex(&doc),
+        version: None,
+    });
+    let alg = match d.algorithm {
+        InitdataAlgorithm::Sha256 => "sha256",
+        InitdataAlgorithm::Sha384 => "sha384",
+        InitdataAlgorithm::Sha512 => "sha512",
+        other => anyhow::bail!("{}: unsupported initdata algorithm {other:?}", path.display()),
+    };
+    Ok(BTreeMap::from([
+        (alg.to_string(), hex::encode(&d.digest)),
+        ("tdx_mrconfigid".to_string(), hex::encode(d.mr_config_id())),
+        ("snp_hostdata".to_string(), hex::encode(d.host_data())),
+    ]))
 }
 
 fn assemble(

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 GET client over `std::net`, for the OCI registry the host exposes.
 //!
-//! Plain HTTP only, and only to loopback or QEMU's user-net host alias `10.0.2.2`: the registry
+//! Plain HTTP only, and only to loopback or QEMU user networking's 10.0.2.0/24 (the host alias
+//! 10.0.2.2 and `guestfwd` addresses, which reach only what the host forwards): the registry
 //! is untrusted anyway (every byte is checked against a sha256 digest), and refusing other hosts
 //! keeps the agent from being pointed at the network. `Connection: close`, `Content-Length` or
 //! chunked bodies, bounded sizes. The response parser [`parse_response`] is pure.
@@ -18,7 +19,7 @@ const MAX_HEAD_BYTES: usize = 64 << 10;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("host {0:?} is not loopback or 10.0.2.2")]
+    #[error("host {0:?} is not loopback or in QEMU user networking's 10.0.2.0/24")]
     HostNotAllowed(String),
     #[error("bad URL {0:?} (expected http://host:port/path)")]
     Url(String),
@@ -56,7 +57,10 @@ pub fn split_url(url: &str) -> Result<(String, u16, String), Error> {
             .trim_matches(|c| c == '[' || c == ']')
             .parse::<IpAddr>()
         {
-            Ok(ip) => ip.is_loopback() || ip == IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2)),
+            Ok(ip) => {
+                ip.is_loopback()
+                    || matches!(ip, IpAddr::V4(v4) if v4.octets()[..3] == [10, 0, 2] && v4 != Ipv4Addr::new(10, 0, 2, 255))
+            }
             Err(_) => false,
         };
     if !allowed {
@@ -183,9 +187,10 @@ mod tests {
             ("127.0.0.1".into(), 5000, "/v2/".into())
         );
         assert!(split_url("http://10.0.2.2:5000/v2/x").is_ok());
+        assert!(split_url("http://10.0.2.100:5000/v2/x").is_ok());
         assert!(split_url("http://localhost/").is_ok());
         assert!(matches!(
-            split_url("http://10.0.2.3:5000/"),
+            split_url("http://10.0.3.2:5000/"),
             Err(Error::HostNotAllowed(_))
         ));
         assert!(matches!(
