@@ -54,8 +54,8 @@ fn repair(fv: &mut [u8]) {
         .chunks_exact(2)
         .fold(0u16, |s, c| s.wrapping_add(u16::from_le_bytes([c[0], c[1]])));
     fv[0x32..0x34].copy_from_slice(&sum.wrapping_neg().to_le_bytes());
-    let mut off = 0x48;
-    while off + 32 <= len {
+    let mut off: usize = 0x48;
+    while off.checked_add(32).is_some_and(|e| e <= len) {
         let large = fv[off + 19] & 0x01 != 0;
         let hl = if large { 32 } else { 24 };
         fv[off + 19] &= !0x40; // no file checksum: the fixed value

@@ -552,8 +552,9 @@ pub fn lzma_decompress(data: &[u8], offset: usize, cap: usize) -> Result<Vec<u8>
             ),
         ));
     }
+    // Reserve for a plausible ratio only: a forged size costs nothing until data decodes.
     let mut out = CappedWriter {
-        buf: Vec::with_capacity(size as usize),
+        buf: Vec::with_capacity((size as usize).min(data.len().saturating_mul(32))),
         cap: size as usize,
     };
     let opts = lzma_rs::decompress::Options {
