@@ -50,6 +50,9 @@ pub struct TestFlags {
     /// Skip installing packages (assume `cargo xtask install` ran)
     #[arg(long)]
     pub no_install: bool,
+    /// Also run verify-repro (a second build from scratch, compared byte for byte: as long as a cold build)
+    #[arg(long)]
+    pub repro: bool,
 }
 
 #[derive(Args)]
