@@ -2,6 +2,11 @@
 //! `install::install_rootfs`. Builds the root file-system tree from `rootfs/mkosi/`
 //! (`Format=directory`); everything after that (erofs, dm-verity, disk) is done by xtask and
 //! the `cvm-rootfs` crate. Runs as root (user and mount namespaces, no loop devices needed).
+//!
+//! Reproducibility: mkosi runs under `umask 022` (through `sh -c`, as kbuild in [`super::make`]).
+//! Files mkosi writes itself take the process umask: it rewrites `/usr/lib/os-release` (adding
+//! `IMAGE_ID`) with a plain `open("w")`, which under umask 077 made it 0600 in the image and
+//! changed the erofs (found by `cargo xtask verify-repro`).
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -58,7 +63,7 @@ pub fn build(sh: &Shell, b: &MkosiBuild) -> Result<()> {
         .collect();
     cmd!(
         sh,
-        "mkosi -C {config} --output-directory={out} --package-cache-directory={pkgs} --workspace-directory={ws} --source-date-epoch={epoch} {packages...} {extra...} -f build"
+        "sh -c 'umask 022 && exec \"$@\"' sh mkosi -C {config} --output-directory={out} --package-cache-directory={pkgs} --workspace-directory={ws} --source-date-epoch={epoch} {packages...} {extra...} -f build"
     )
     .env("SOURCE_DATE_EPOCH", &epoch)
     .run()
