@@ -61,12 +61,25 @@ pub fn build_basetools(sh: &Shell, src: &Path, log: &Path) -> Result<()> {
     super::run_logged(c, log, Some(("BaseTools", is_edk2_unit as fn(&str) -> bool))).with_context(|| format!("building {}", bt.display()))
 }
 
-/// `. ./edksetup.sh; build -a X64 -t GCC5 -b RELEASE -n N -p DSC FLAGS...` in `src`.
+/// `. ./edksetup.sh; build -a X64 -t GCC5 -b RELEASE -p DSC FLAGS... -n 1 genmake`, then the
+/// same with `-n N --skip-autogen`, in `src`.
+///
+/// Two passes because edk2's AutoGen is not deterministic with more than one worker: `build -n N`
+/// starts N AutoGen processes that take modules from a shared queue, and a library's PCD objects
+/// are cached per process. So a module-scoped VOID* PCD shorter than its DEC default gets an
+/// array sized by whichever module the same process handled first: OvmfPkg's
+/// `PcdEntryPointOverrideDefaultValue` ("no" for IScsiDxe, "yes" in the DEC, both through
+/// UefiDriverEntryPointFwCfgOverrideLib) came out as `[3]` or `[4]`, and the ovmf-vtpm
+/// `OVMF.fd` differed between two builds of the same inputs (found by `cargo xtask
+/// verify-repro`: a full `-n 2` build gave `[3]`, a `-n 3` one `[4]`; `genmake` alone gave `[4]`
+/// with `-n 1` and `-n 2`, `[3]` with `-n 3`, 4, 8 and 16).
+/// One AutoGen worker takes the modules in queue order (~20 s); compiling and linking keep N jobs.
 pub fn build(sh: &Shell, src: &Path, dsc: &str, flags: &[String], label: &str, log: &Path) -> Result<()> {
     let _d = sh.push_dir(src);
     let n = super::make::jobs().to_string();
-    let script = "args=(\"$@\"); set --; . ./edksetup.sh >/dev/null && build \"${args[@]}\"";
-    let c = cmd!(sh, "bash -c {script} edk2-build -a X64 -t GCC5 -b RELEASE -n {n} -p {dsc} {flags...}")
+    let script = "n=$1; shift; args=(\"$@\"); set --; . ./edksetup.sh >/dev/null \
+        && build \"${args[@]}\" -n 1 genmake && build \"${args[@]}\" -n \"$n\" --skip-autogen";
+    let c = cmd!(sh, "bash -c {script} edk2-build {n} -a X64 -t GCC5 -b RELEASE -p {dsc} {flags...}")
         .env("PYTHON_COMMAND", PYTHON)
         .env("SOURCE_DATE_EPOCH", super::make::SOURCE_DATE_EPOCH)
         .env_remove("WORKSPACE")
