@@ -158,7 +158,9 @@ pub fn run(sh: &Shell, flags: &VerifyReproFlags) -> Result<()> {
         let xdg = work.join("b/xdg-cache");
         tools::stage("verify-repro: build B: cargo build --release -p xtask -p cvm-measure (target dir in the copy)");
         let c = cmd!(sh, "sh -c 'umask 077 && exec \"$@\"' sh cargo build --release -p xtask -p cvm-measure");
+        let tc = Instant::now();
         with_env(c, &b, &xdg).run().context("compiling xtask in build B's checkout")?;
+        eprintln!("    compiled in {}", fmt_duration(tc.elapsed()));
         let spec_b = b_checkout.join(&spec_rel);
         let c = cmd!(sh, "sh -c 'umask 077 && exec \"$@\"' sh cargo xtask build-image --no-install --spec {spec_b} {key_args...}");
         with_env(c, &b, &xdg).run().context("build B failed")?;
@@ -645,9 +647,11 @@ fn print_differences(r: &Report) {
     }
 }
 
-/// diffoscope on the first differing files, when installed (full reports in `dir`).
+/// diffoscope on the smallest differing files, when installed (full reports in `dir`).
 fn explain_with_diffoscope(sh: &Shell, r: &Report, a_dir: &Path, b_dir: &Path, dir: &Path) -> Result<()> {
-    let differing: Vec<&FileResult> = r.files.iter().filter(|f| f.status == FileStatus::Differs).collect();
+    // Smallest first: a manifest or package list explains more per line than a disk image.
+    let mut differing: Vec<&FileResult> = r.files.iter().filter(|f| f.status == FileStatus::Differs).collect();
+    differing.sort_by_key(|f| (f.size_a.unwrap_or(0).max(f.size_b.unwrap_or(0)), f.path.clone()));
     if differing.is_empty() {
         return Ok(());
     }
@@ -668,7 +672,7 @@ fn explain_with_diffoscope(sh: &Shell, r: &Report, a_dir: &Path, b_dir: &Path, d
         }
     }
     if differing.len() > DIFFOSCOPE_FILES {
-        eprintln!("    (diffoscope ran on the first {DIFFOSCOPE_FILES} of {} differing files)", differing.len());
+        eprintln!("    (diffoscope ran on the smallest {DIFFOSCOPE_FILES} of {} differing files)", differing.len());
     }
     Ok(())
 }
