@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod vtpm_common;
-use vtpm_common::{source_path, VECTORS};
+use vtpm_common::{read_source, source_path, VECTORS};
 
 /// Every capture, as in capture.sh.
 const CAPTURES: [&str; 7] = [
@@ -79,8 +79,7 @@ fn load(name: &'static str) -> Capture {
 fn input(c: &Capture, what: &str) -> Vec<u8> {
     let src = c.meta[what]["source"].as_str().unwrap();
     let path = source_path(src);
-    let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {}: {e}", c.name, path.display()));
+    let bytes = read_source(src).unwrap_or_else(|e| panic!("{}: {e}", c.name));
     let want = c.meta[what]["sha256"].as_str().unwrap();
     let got = hex::encode(Sha256::digest(&bytes));
     assert_eq!(

@@ -23,3 +23,21 @@ pub fn source_path(src: &str) -> PathBuf {
         Path::new(VECTORS).join(src)
     }
 }
+
+/// The bytes of a capture input: the file [`source_path`] names, xz-decompressed when it ends
+/// in `.xz` (the firmware a capture booted is kept here compressed: edk2 builds of the same
+/// inputs have not always been bit-identical, see docs/reproducibility.md, so a rebuilt
+/// firmware must not make the vectors stale).
+#[allow(dead_code)] // cli_vtpm.rs includes this module but reads fixtures only
+pub fn read_source(src: &str) -> Result<Vec<u8>, String> {
+    let path = source_path(src);
+    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "xz") {
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut &raw[..], &mut out)
+            .map_err(|e| format!("{}: xz: {e}", path.display()))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
