@@ -104,6 +104,7 @@ impl<R: std::io::Read> std::io::Read for FirstByte<R> {
 }
 
 /// The inputs of one boot (what the tamper cases change).
+#[derive(Clone)]
 struct BootSetup {
     name: String,
     kernel: PathBuf,
@@ -294,7 +295,7 @@ fn good(sh: &Shell, image: &Image, setup: BootSetup, data_disk: &Path) -> Result
     let mut took = Vec::new();
     let digest = setup.pull.as_ref().and_then(|p| p.0.image.split_once('@')).map(|(_, d)| d.to_string());
     for (n, expect) in [(1, "luksFormat"), (2, "marker")] {
-        let r = boot(sh, image, &BootSetup { name: format!("good boot {n}"), ..clone_setup(&setup) }, &dir)?;
+        let r = boot(sh, image, &BootSetup { name: format!("good boot {n}"), ..setup.clone() }, &dir)?;
         check_good(image, &r).with_context(|| format!("boot {n}"))?;
         let steps = r.outcome.agent_steps.join("\n");
         for want in [Some(expect), digest.as_deref()].into_iter().flatten() {
@@ -318,19 +319,6 @@ fn good(sh: &Shell, image: &Image, setup: BootSetup, data_disk: &Path) -> Result
         image.predicted.len(),
         took.join(", ")
     ))
-}
-
-fn clone_setup(s: &BootSetup) -> BootSetup {
-    BootSetup {
-        name: s.name.clone(),
-        kernel: s.kernel.clone(),
-        firmware: s.firmware.clone(),
-        disk: s.disk.clone(),
-        cmdline: s.cmdline.clone(),
-        initrd: s.initrd.clone(),
-        data_disk: s.data_disk.clone(),
-        pull: s.pull.clone(),
-    }
 }
 
 /// Everything a good boot must show.
