@@ -4,6 +4,7 @@
 //! (bad input, missing file, unsupported firmware).
 
 mod explain;
+mod input;
 mod qemu_acpi;
 mod snp;
 mod tdx;

@@ -5,6 +5,7 @@
 //! `--vcpu-model`/`--vcpu-stepping` with `--vcpu-family` and negative or >64-bit integers are
 //! clear errors; `snp:svsm` is refused as not implemented. Errors exit with 2.
 
+use crate::input::read;
 use anyhow::{bail, Context, Result};
 use cvm_measurements::snp::{self, LaunchParams, SevFirmware, SevHashTable, SevMode, VmmType};
 
@@ -162,9 +163,6 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
-}
 
 /// The vCPU signature as sev-snp-measure 0.0.13 picks it: family/model/stepping, then
 /// `--vcpu-sig`, then `--vcpu-type`; 0 counts as absent (its truthiness test).

@@ -2,6 +2,7 @@
 //! predicted event log (CCEL binary and JSON); `cvm-measure tdx replay` replays a CCEL log and
 //! optionally compares it with a TDX quote (exit 1 naming the register that differs).
 
+use crate::input::read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -112,9 +113,6 @@ pub fn run(args: Args) -> Result<i32> {
     }
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
-}
 
 fn run_measure(a: MeasureArgs) -> Result<i32> {
     let (Some(fw_path), Some(cpus), Some(memory), Some(kernel_path)) =

@@ -5,9 +5,10 @@
 //! sha256. Exit 0 verified, 1 anything wrong (signature, digest, test image with `--production`),
 //! 2 an input could not be read.
 
+use crate::input::read;
 use anyhow::{Context, Result};
 use cvm_manifest::sign::{self, FileDigest, VerifyingKey};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -28,14 +29,11 @@ pub struct Args {
     production: bool,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
-}
 
 pub fn run(a: Args) -> Result<i32> {
     let manifest = read(&a.manifest, "manifest")?;
     let envelope = read(&a.signature, "signature")?;
-    let key_pem = String::from_utf8(read(&a.key, "key")?)
+    let key_pem = String::from_utf8(read(&a.key, "key")?.to_vec())
         .with_context(|| format!("key {} is not PEM text", a.key.display()))?;
     let key = VerifyingKey::from_public_key_pem(&key_pem)
         .with_context(|| format!("key {}", a.key.display()))?;

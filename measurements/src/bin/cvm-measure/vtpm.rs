@@ -3,6 +3,7 @@
 //! booted VM's TCG2 event log (and the PCRs its TPM reported) with the prediction, exit 1 naming
 //! the PCR and the event that differ.
 
+use crate::input::read;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -40,9 +41,6 @@ pub struct Args {
     pcrs: Option<PathBuf>,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
-}
 
 pub fn run(a: Args) -> Result<i32> {
     let firmware = read(&a.firmware, "firmware")?;
