@@ -50,9 +50,17 @@ pub struct TestFlags {
     /// Skip installing packages (assume `cargo xtask install` ran)
     #[arg(long)]
     pub no_install: bool,
-    /// Also run verify-repro (a second build from scratch, compared byte for byte: as long as a cold build)
-    #[arg(long)]
+    /// Run verify-repro whatever the time budget says (a second build from scratch, compared
+    /// byte for byte: as long as a cold build)
+    #[arg(long, conflicts_with = "no_repro")]
     pub repro: bool,
+    /// Do not run verify-repro
+    #[arg(long)]
+    pub no_repro: bool,
+    /// Minutes the whole test command may take (CI gives 90): verify-repro, the last phase, runs
+    /// only when at least 35 of them are left, and gives up when they run out
+    #[arg(long, value_name = "MINUTES", default_value_t = 80)]
+    pub budget: u64,
 }
 
 #[derive(Args)]
@@ -133,6 +141,10 @@ pub struct VerifyReproFlags {
     /// Skip installing build dependencies and diffoscope (assume `cargo xtask install` ran)
     #[arg(long)]
     pub no_install: bool,
+    /// Give up (exit status 3, nothing compared) when build B has not finished after this many
+    /// minutes from the start of verify-repro (`cargo xtask test` sets it from its time budget)
+    #[arg(long, value_name = "MINUTES")]
+    pub time_limit: Option<u64>,
 }
 
 #[derive(Args)]

@@ -36,11 +36,13 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use xshell::{cmd, Shell};
 
 /// The report, next to the manifest of build A.
 pub const REPORT: &str = "repro-report.json";
+/// Exit status when `--time-limit` ran out before build B finished (nothing was compared).
+pub const EXIT_TIME_LIMIT: i32 = 3;
 /// Default scratch directory (outside the checkout; deleted and refilled by each run, except
 /// build B's cargo target directory, which is kept to save compiling the dependencies again).
 pub const DEFAULT_WORK_DIR: &str = "/var/tmp/cvm-verify-repro";
@@ -153,17 +155,18 @@ pub fn run(sh: &Shell, flags: &VerifyReproFlags) -> Result<()> {
     let t = Instant::now();
     forget_unpacked_trees()?;
     print_env("B", &b);
+    let deadline = flags.time_limit.map(|m| total + Duration::from_secs(m * 60));
     {
         let _d = sh.push_dir(&b_checkout);
         let xdg = work.join("b/xdg-cache");
         tools::stage("verify-repro: build B: cargo build --release -p xtask -p cvm-measure (target dir in the copy)");
         let c = cmd!(sh, "sh -c 'umask 077 && exec \"$@\"' sh cargo build --release -p xtask -p cvm-measure");
         let tc = Instant::now();
-        with_env(c, &b, &xdg).run().context("compiling xtask in build B's checkout")?;
+        run_until(sh, with_env(c, &b, &xdg), deadline, "compiling xtask in build B's checkout")?;
         eprintln!("    compiled in {}", fmt_duration(tc.elapsed()));
         let spec_b = b_checkout.join(&spec_rel);
         let c = cmd!(sh, "sh -c 'umask 077 && exec \"$@\"' sh cargo xtask build-image --no-install --spec {spec_b} {key_args...}");
-        with_env(c, &b, &xdg).run().context("build B failed")?;
+        run_until(sh, with_env(c, &b, &xdg), deadline, "build B")?;
     }
     let b_took = t.elapsed();
     eprintln!(
@@ -180,7 +183,7 @@ pub fn run(sh: &Shell, flags: &VerifyReproFlags) -> Result<()> {
     report.mode = if flags.twice { "twice" } else { "a-from-cache" };
     report.builds = BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);
     print_differences(&report);
-    explain_with_diffoscope(sh, &report, &a_out, &b_out, &work.join("diffoscope"))?;
+    explain_with_diffoscope(sh, &report, &a_out, &b_out, &work.join("diffoscope"), deadline)?;
     eprintln!("    compared in {}", fmt_duration(t.elapsed()));
 
     st.step("report");
@@ -218,6 +221,38 @@ fn spec_in_checkout(root: &Path, spec: Option<&Path>) -> Result<PathBuf> {
     abs.strip_prefix(&root).map(Path::to_path_buf).map_err(|_| {
         anyhow::anyhow!("the spec {} is outside the checkout {}: verify-repro copies the checkout, so the spec must be in it", p.display(), root.display())
     })
+}
+
+/// Run one command of build B; at `deadline`, stop it and its children (its own process group)
+/// and exit with [`EXIT_TIME_LIMIT`]. The kernel and edk2 trees it leaves half-built are unpacked
+/// again by the next from-scratch build (their stamps were removed before B started).
+fn run_until(sh: &Shell, c: xshell::Cmd<'_>, deadline: Option<Instant>, what: &str) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::from(c);
+    command.process_group(0);
+    let mut child = command.spawn().with_context(|| format!("starting {what}"))?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::ensure!(status.success(), "{what} failed ({status})");
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let group = format!("-{}", child.id());
+            eprintln!("    verify-repro: TIME LIMIT reached during {what}: stopping process group {group}");
+            let _ = cmd!(sh, "kill -TERM -- {group}").quiet().run();
+            for _ in 0..20 {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let _ = cmd!(sh, "kill -KILL -- {group}").quiet().ignore_stderr().run();
+            let _ = child.wait();
+            eprintln!("    verify-repro: INCOMPLETE: build B did not finish within the time limit; nothing was compared");
+            std::process::exit(EXIT_TIME_LIMIT);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Exclusive `BUILD_ROOT/verify-repro.lock` for the whole run (a second run fails at once).
@@ -267,7 +302,7 @@ fn with_env<'a>(c: xshell::Cmd<'a>, e: &BuildEnv, xdg: &Path) -> xshell::Cmd<'a>
         .env("LC_ALL", &e.locale)
         .env("LANG", &e.locale)
         .env("CVM_JOBS", e.jobs.to_string())
-        // Each checkout's own target/ (stages::measure runs <root>/target/release/cvm-measure).
+        // Each checkout its own target/ (build B compiles everything again).
         .env_remove("CARGO_TARGET_DIR");
     match &e.cache {
         Some(cache) => c.env("CVM_CACHE_DIR", cache).env("XDG_CACHE_HOME", xdg),
@@ -648,7 +683,9 @@ fn print_differences(r: &Report) {
 }
 
 /// diffoscope on the smallest differing files, when installed (full reports in `dir`).
-fn explain_with_diffoscope(sh: &Shell, r: &Report, a_dir: &Path, b_dir: &Path, dir: &Path) -> Result<()> {
+/// diffoscope on the smallest differing files; each run gets at most the time left before
+/// `deadline` (and [`DIFFOSCOPE_SECONDS`]), none once it has passed.
+fn explain_with_diffoscope(sh: &Shell, r: &Report, a_dir: &Path, b_dir: &Path, dir: &Path, deadline: Option<Instant>) -> Result<()> {
     // Smallest first: a manifest or package list explains more per line than a disk image.
     let mut differing: Vec<&FileResult> = r.files.iter().filter(|f| f.status == FileStatus::Differs).collect();
     differing.sort_by_key(|f| (f.size_a.unwrap_or(0).max(f.size_b.unwrap_or(0)), f.path.clone()));
@@ -660,8 +697,14 @@ fn explain_with_diffoscope(sh: &Shell, r: &Report, a_dir: &Path, b_dir: &Path, d
         return Ok(());
     }
     for f in differing.iter().take(DIFFOSCOPE_FILES) {
+        let left = deadline.map_or(u64::MAX, |d| d.saturating_duration_since(Instant::now()).as_secs());
+        let seconds = u32::try_from(left).unwrap_or(u32::MAX).min(DIFFOSCOPE_SECONDS);
+        if seconds < 10 {
+            eprintln!("    diffoscope skipped for {} and later files: the time limit is (nearly) reached", f.path);
+            break;
+        }
         let text = dir.join(format!("{}.txt", f.path.replace('/', "_")));
-        let verdict = diffoscope::compare(sh, &a_dir.join(&f.path), &b_dir.join(&f.path), &text, DIFFOSCOPE_SECONDS, 4 << 20)?;
+        let verdict = diffoscope::compare(sh, &a_dir.join(&f.path), &b_dir.join(&f.path), &text, seconds, 4 << 20)?;
         let body = std::fs::read(&text).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         eprintln!("    diffoscope {} ({verdict:?}; full report {}):", f.path, text.display());
         for line in body.lines().take(DIFFOSCOPE_LINES) {

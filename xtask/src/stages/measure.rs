@@ -10,7 +10,7 @@
 //!   does not fail the build.
 //! - vTPM PCRs, once per image (they do not depend on vCPUs or memory): `cvm-measure vtpm
 //!   --json` with the `ovmf-vtpm` firmware, kernel, initrd and command line → the manifest's
-//!   top-level `vtpm: {firmware_role, pcrs: {sha256, sha384}, events}` (PCRs 4, 5, 7, 9).
+//!   top-level `vtpm: {firmware_role, pcrs: {sha256, sha384}, events}` (PCRs 0, 4, 5, 7, 9).
 //!   A failure fails the build: the prediction is pure and must work for the built firmware.
 
 use anyhow::{Context, Result};
@@ -45,14 +45,20 @@ impl MeasureInputs<'_> {
     }
 }
 
-/// Build the release `cvm-measure` binary and return its path.
+/// Build the release `cvm-measure` binary and return its path (as cargo reports it, so
+/// `CARGO_TARGET_DIR` and cargo configuration are honoured).
 pub fn cvm_measure(sh: &Shell, root: &Path) -> Result<PathBuf> {
-    crate::tools::stage("measure: cargo build --release -p cvm-measure");
+    crate::tools::stage("measure: cargo build --release -p cvm-measure --bin cvm-measure");
     let _dir = sh.push_dir(root);
-    cmd!(sh, "cargo build --release --quiet -p cvm-measure")
-        .run()
+    let messages = cmd!(sh, "cargo build --release --quiet -p cvm-measure --bin cvm-measure --message-format=json-render-diagnostics")
+        .read()
         .context("building cvm-measure")?;
-    Ok(root.join("target/release/cvm-measure"))
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "cvm-measure")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo reported no cvm-measure executable")
 }
 
 /// Measurements of every shape, in spec order.
