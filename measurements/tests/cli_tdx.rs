@@ -15,7 +15,7 @@ const ACPI_S1M2048: &str = concat!(
 );
 const CMDLINE: &str = "console=ttyS0 root=/dev/vda1 ro";
 
-// §5.2, trixie OVMF.fd, 1 vCPU, 2 GiB, QEMU 10.0 model.
+// §5.2, trixie OVMF.fd, 1 vCPU, 2 GiB, QEMU 9.x (setup-header patch) model.
 const MRTD: &str = "bdc6fb145880f06f30c8b346b8dce2a99d9351b56892df22f80fcf6574caa9f9c31df8e8576d53b4d0cd1c3f28910e11";
 const RTMR0: &str = "6f8dbf0f6df2bfb5cb33a71b1488a1fd4004dfc7546bb70450e0a65cec85e64c5c0f5e8e51705886885a185e798d4e65";
 const RTMR1: &str = "97a4f58113dea6e39c3121f409b15bf0773a39496ad3de25f904610075486e888a92f5e3a62bd72bdbe15558b7a5c440";
@@ -74,6 +74,10 @@ fn measure(memory: &str, firmware: &str, initrd: &str, cmdline: &str, extra: &[&
         cmdline,
         "--acpi-dir",
         ACPI_S1M2048,
+        // The §5.2 vectors are the setup-header patch model: QEMU 9.x, which has no
+        // etc/boot/kernel (a later --qemu-version in `extra` overrides it).
+        "--qemu-version",
+        "9.2",
     ];
     argv.extend_from_slice(extra);
     run(&argv)

@@ -66,7 +66,8 @@ fn boot<'a>(
         kernel,
         initrd: Some(initrd),
         cmdline: CMDLINE,
-        qemu: QemuModel::for_version(10, 0),
+        // §5.2 is the setup-header patch model (QEMU 9.x: no etc/boot/kernel).
+        qemu: QemuModel::for_version(9, 2),
         ovmf: OvmfEventModel::Pre202505,
     }
 }
@@ -241,10 +242,9 @@ fn registers_trixie_1g_and_2g() {
 #[test]
 fn kernel_authenticode_by_memory() {
     let kernel = read("K1");
-    let q = QemuModel::for_version(10, 0);
     let h = |mem| {
         hex48(
-            &rtmr::kernel_event(&kernel, mem, Some(1 << 20), q)
+            &rtmr::kernel_event(&kernel, mem, Some(1 << 20), true)
                 .unwrap()
                 .digest,
         )
@@ -253,18 +253,50 @@ fn kernel_authenticode_by_memory() {
     assert_eq!(h(3 * GIB), two);
     assert_eq!(h(4 * GIB), two);
     assert_eq!(h(5 * GIB / 2), "3ad95bff382713807da8bc5f1e34a14dd9a9666c1391d6991079c64fa9eec537eae52a2c06365915a1a286826a66df26");
-    // QEMU >= 10.1 hashes the file as is: memory no longer matters.
-    let q101 = QemuModel::for_version(10, 1);
-    let u1 = rtmr::kernel_event(&kernel, GIB, Some(1 << 20), q101)
+    // Unpatched (QEMU >= 10.1, or 10.0 with firmware reading etc/boot/kernel): the file's
+    // own Authenticode, whatever the memory.
+    let u1 = rtmr::kernel_event(&kernel, GIB, Some(1 << 20), false)
         .unwrap()
         .digest;
     assert_eq!(
         u1,
-        rtmr::kernel_event(&kernel, 4 * GIB, None, q101)
+        rtmr::kernel_event(&kernel, 4 * GIB, None, false)
             .unwrap()
             .digest
     );
+    assert_eq!(u1, cvm_measurements::pe::authenticode_sha384(&kernel).unwrap());
     assert_ne!(hex48(&u1), two);
+}
+
+/// Which kernel blob the firmware measures on QEMU 10.0 (which offers both the patched
+/// traditional blob and the unpatched `etc/boot/kernel`): trixie's OVMF (edk2 2025.02) reads
+/// the named blob, so RTMR1 holds the file's hash (as the vTPM captures on QEMU 10.0.13 show
+/// for PCR 4); bookworm's (2022.11) does not, so it gets the patched header.
+#[test]
+fn qemu_10_0_kernel_blob_depends_on_the_firmware() {
+    use cvm_measurements::ovmf::fv::OvmfMemFvs;
+    let (kernel, initrd) = (read("K1"), vec![0u8; 1 << 20]);
+    let reads = |fw: &[u8]| OvmfMemFvs::parse(fw).unwrap().reads_qemu_named_blobs().unwrap();
+    assert!(reads(&read("O1")));
+    assert!(reads(&read("O2")));
+    assert!(!reads(&read("O3")));
+    let q100 = QemuModel::for_version(10, 0);
+    assert_eq!(q100.kernel_patched(|| Ok::<_, ()>(reads(&read("O1")))), Ok(false));
+    assert_eq!(q100.kernel_patched(|| Ok::<_, ()>(reads(&read("O3")))), Ok(true));
+    // Through measure(): O1 on QEMU 10.0 gives the unpatched kernel event and RTMR1 of 10.1.
+    let fw = read("O1");
+    let a = acpi("s1m2048");
+    let with = |q| {
+        let mut b = boot(&fw, &kernel, &initrd, &a, 2 * GIB);
+        b.qemu = q;
+        measure(&b).unwrap()
+    };
+    let (m100, m101, m92) = (with(q100), with(QemuModel::for_version(10, 1)), with(QemuModel::for_version(9, 2)));
+    let k = |m: &cvm_measurements::tdx::TdxMeasurement| m.events.iter().find(|e| e.rtmr == 1).unwrap().digest;
+    assert_eq!(k(&m100), cvm_measurements::pe::authenticode_sha384(&kernel).unwrap());
+    assert_eq!(m100.rtmr[1], m101.rtmr[1]);
+    assert_ne!(m100.rtmr[1], m92.rtmr[1]);
+    assert_eq!((m100.mrtd, m100.rtmr[0], m100.rtmr[2]), (m92.mrtd, m92.rtmr[0], m92.rtmr[2]));
 }
 
 /// Bookworm OVMF, 1 vCPU, 2 GiB: the oracle hard-codes the 4 MiB CFV digest (P6). Substituting

@@ -686,7 +686,36 @@ impl OvmfMemFvs {
     pub fn dxefv(&self) -> &[u8] {
         &self.decompressed[self.dxefv.clone()]
     }
+
+    /// Whether the firmware's `QemuKernelLoaderFsDxe` reads QEMU's named `etc/boot/*` fw_cfg
+    /// blobs (edk2-stable202502 on): such firmware takes the kernel from `etc/boot/kernel`,
+    /// which QEMU ≥ 10.0 publishes *without* the setup-header patches it writes into the
+    /// traditional kernel blob, so the kernel it measures is the file itself. Read from the
+    /// driver's PE32 image: its `QemuKernelFetchNamedBlobs` compares fw_cfg file names with the
+    /// string `"etc/boot/"`. The driver is looked for in both volumes of `FVMAIN_COMPACT`
+    /// (OvmfPkgX64 and AmdSev: PEIFV + DXEFV; IntelTdx: DXEFV + NCCFV). Error when it is in
+    /// neither (firmware without direct kernel boot).
+    pub fn reads_qemu_named_blobs(&self) -> Result<bool> {
+        for (name, range) in [("first", &self.peifv), ("second", &self.dxefv)] {
+            let fv = FirmwareVolume::parse(&self.decompressed[range.clone()], 0).map_err(|e| Error::Within {
+                context: format!("the {name} volume of FVMAIN_COMPACT"),
+                source: Box::new(e),
+            })?;
+            if let Some(driver) = fv.file(&QEMU_KERNEL_LOADER_FS_DXE) {
+                return Ok(driver.sections()?.iter().any(|s| {
+                    s.section_type == SECTION_PE32
+                        && s.body.windows(NAMED_BLOB_PREFIX.len()).any(|w| w == NAMED_BLOB_PREFIX)
+                }));
+            }
+        }
+        Err(Error::Missing("QemuKernelLoaderFsDxe (806040ca-dad9-4978-a3b4-2d2ab0c8a48f) in FVMAIN_COMPACT"))
+    }
 }
+
+/// `OvmfPkg/QemuKernelLoaderFsDxe/QemuKernelLoaderFsDxe.inf` `FILE_GUID`.
+pub const QEMU_KERNEL_LOADER_FS_DXE: EfiGuid = EfiGuid::from_str_const("806040ca-dad9-4978-a3b4-2d2ab0c8a48f");
+/// The NUL-terminated ASCII literal `QemuKernelFetchNamedBlobs` compares names with.
+const NAMED_BLOB_PREFIX: &[u8] = b"etc/boot/\0";
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -2,6 +2,15 @@
 //! §2.4, §2.5, P1/P2/P9): the RAM layout below and above 4 GiB, the page-add order, and the
 //! Linux setup-header patch QEMU < 10.1 applies to the kernel it hands to OVMF through fw_cfg
 //! (`hw/i386/x86-common.c` `x86_load_linux`).
+//!
+//! Which kernel OVMF measures ([`QemuModel::kernel_patched`]): QEMU < 10.0 offers only the
+//! patched traditional blob; QEMU ≥ 10.1 no longer patches; QEMU 10.0 offers both the patched
+//! traditional blob and the unmodified file as the named blob `etc/boot/kernel`, and OVMF's
+//! `QemuKernelLoaderFsDxe` from edk2-stable202502 on takes the named blob when there is one
+//! ([`crate::ovmf::fv::OvmfMemFvs::reads_qemu_named_blobs`] tells from the firmware). The
+//! design note's rule "< 10.1 patches" missed this; the evidence for 10.0 is the vTPM
+//! captures (Debian QEMU 10.0.13 + edk2 2025.02: PCR 4 holds the unpatched kernel's hash, for
+//! the same `QemuKernelLoaderFsDxe` that IntelTdx builds in).
 
 use std::borrow::Cow;
 
@@ -38,13 +47,18 @@ pub fn ram_ranges(memory_bytes: u64) -> Vec<(u64, u64)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QemuModel {
     pub page_add_order: PageAddOrder,
-    /// QEMU < 10.1 writes loader fields into the bzImage setup header before OVMF measures it.
+    /// QEMU < 10.1 writes loader fields into the setup header of the traditional fw_cfg
+    /// kernel blob (`FW_CFG_KERNEL_*`/`FW_CFG_SETUP_*`).
     pub patches_kernel_header: bool,
+    /// QEMU ≥ 10.0 also publishes the kernel file unmodified as the named blob
+    /// `etc/boot/kernel` (seen in Debian's 10.0.13), which OVMF ≥ edk2-stable202502 prefers.
+    pub publishes_unpatched_kernel: bool,
 }
 
 impl QemuModel {
     /// The model for QEMU `major.minor`: 8.x adds pages in two passes (and Canonical's 8.2.2
-    /// +tdx too), ≥ 9 per page; < 10.1 patches the kernel header (contrast PR #1991).
+    /// +tdx too), ≥ 9 per page; < 10.1 patches the kernel header (contrast PR #1991); ≥ 10.0
+    /// publishes `etc/boot/kernel` (so 10.0 depends on the firmware: [`QemuModel::kernel_patched`]).
     pub fn for_version(major: u32, minor: u32) -> QemuModel {
         QemuModel {
             page_add_order: if major < 9 {
@@ -53,7 +67,21 @@ impl QemuModel {
                 PageAddOrder::SinglePass
             },
             patches_kernel_header: (major, minor) < (10, 1),
+            publishes_unpatched_kernel: major >= 10,
         }
+    }
+
+    /// Whether the kernel OVMF loads (and measures) has the patched setup header. Only asks
+    /// `firmware_reads_named_blobs` (an LZMA decompression of the firmware) when it matters:
+    /// QEMU 10.0 offers both blobs.
+    pub fn kernel_patched<E>(&self, firmware_reads_named_blobs: impl FnOnce() -> Result<bool, E>) -> Result<bool, E> {
+        if !self.patches_kernel_header {
+            return Ok(false);
+        }
+        if !self.publishes_unpatched_kernel {
+            return Ok(true);
+        }
+        Ok(!firmware_reads_named_blobs()?)
     }
 }
 
@@ -163,6 +191,14 @@ mod tests {
         );
         assert!(QemuModel::for_version(10, 0).patches_kernel_header);
         assert!(!QemuModel::for_version(10, 1).patches_kernel_header);
+        // Which kernel the firmware measures; the probe runs only for QEMU 10.0.
+        let probe = |reads: bool| move || Ok::<bool, ()>(reads);
+        let never = || -> Result<bool, ()> { panic!("firmware probed needlessly") };
+        assert_eq!(QemuModel::for_version(9, 2).kernel_patched(never), Ok(true));
+        assert_eq!(QemuModel::for_version(10, 1).kernel_patched(never), Ok(false));
+        assert_eq!(QemuModel::for_version(10, 0).kernel_patched(probe(true)), Ok(false));
+        assert_eq!(QemuModel::for_version(10, 0).kernel_patched(probe(false)), Ok(true));
+        assert_eq!(QemuModel::for_version(10, 0).kernel_patched(|| Err(())), Err(()));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use super::acpi::AcpiBlobs;
 use super::qemu::{patch_kernel_setup_header, QemuModel};
+use crate::ovmf::fv::OvmfMemFvs;
 use super::td_hob::TdHob;
 use super::{mrtd, sha384, Error, Sha384};
 use crate::eventlog::alg::TPM_ALG_SHA384;
@@ -234,11 +235,11 @@ pub fn kernel_event(
     kernel: &[u8],
     memory_bytes: u64,
     initrd_size: Option<u64>,
-    qemu: QemuModel,
+    header_patched: bool,
 ) -> Result<TdxEvent, Error> {
     // QEMU patches bytes 0x210..0x230 only: patch a copy of the first 64 KiB (which holds the
     // PE headers and section table of a bzImage) and hash it as an overlay on the file.
-    let digest: Sha384 = if qemu.patches_kernel_header {
+    let digest: Sha384 = if header_patched {
         let head = &kernel[..kernel.len().min(KERNEL_HEAD_BYTES)];
         let patched = patch_kernel_setup_header(head, memory_bytes, initrd_size)?;
         let mut d = [0u8; 48];
@@ -251,10 +252,10 @@ pub fn kernel_event(
     };
     // UEFI_IMAGE_LOAD_EVENT: location (unknown: 0), length, link-time address, no device path.
     let data = image_load_event_data(0, kernel.len() as u64, &[]);
-    let how = if qemu.patches_kernel_header {
-        "setup header patched as QEMU < 10.1 does"
+    let how = if header_patched {
+        "setup header patched as QEMU < 10.1 does in the traditional fw_cfg kernel blob"
     } else {
-        "unpatched"
+        "unpatched file"
     };
     Ok(TdxEvent {
         rtmr: 1,
@@ -286,9 +287,12 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
     // The kernel Authenticode (the largest input) runs beside the firmware digests: pure CPU
     // work on borrowed bytes, so a scoped thread halves the wall time on two cores.
     let initrd_size = boot.initrd.map(|i| i.len() as u64);
+    let header_patched = boot
+        .qemu
+        .kernel_patched(|| OvmfMemFvs::parse(boot.firmware)?.reads_qemu_named_blobs())?;
     let (kernel, firmware) = std::thread::scope(|s| {
         let kernel =
-            s.spawn(|| kernel_event(boot.kernel, boot.memory_bytes, initrd_size, boot.qemu));
+            s.spawn(|| kernel_event(boot.kernel, boot.memory_bytes, initrd_size, header_patched));
         let firmware = mrtd(boot.firmware, &desc, boot.qemu.page_add_order).and_then(|m| {
             Ok((
                 m,

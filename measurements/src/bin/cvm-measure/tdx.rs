@@ -76,7 +76,8 @@ struct MeasureArgs {
     /// Page-add order of the host (default: from --qemu-version, >= 9 single, 8.x two-pass)
     #[arg(long, value_enum)]
     page_order: Option<PageOrder>,
-    /// QEMU version X.Y of the host: < 10.1 patches the kernel setup header (RTMR1)
+    /// QEMU version X.Y of the host: < 10.0 measures the kernel with QEMU's setup-header
+    /// patches, >= 10.1 without; 10.0 without when the firmware reads etc/boot/kernel (RTMR1)
     #[arg(long, value_name = "X.Y", default_value = "10.0", value_parser = parse_version)]
     qemu_version: (u32, u32),
     /// The firmware's event model (which events TDVF measures, and where)
