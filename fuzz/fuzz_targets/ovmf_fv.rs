@@ -4,7 +4,8 @@
 //! Any panic is a bug: the library must answer with a typed error.
 //!
 //! The first byte picks the mode, so the fuzzer gets past the checksums without seeds:
-//! - 0: the rest as a flash image, a volume, a section stream, and through the PCR 0 model;
+//! - 0: the rest as a flash image (incl. the `etc/boot/` probe of `QemuKernelLoaderFsDxe`), a
+//!   volume, a section stream, and through the PCR 0 model;
 //! - 1: the rest as a volume whose header (signature, revision, length, block map, checksum)
 //!   and file headers (sizes kept, state valid, fixed file checksum, header checksum) are
 //!   repaired first, so the file and section parsers see what the fuzzer wrote;
@@ -90,7 +91,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = volumes(rest);
             let _ = FirmwareVolume::parse(rest, 0);
             sections(rest);
-            let _ = OvmfMemFvs::parse(rest);
+            if let Ok(m) = OvmfMemFvs::parse(rest) {
+                let _ = m.reads_qemu_named_blobs();
+            }
             let _ = OvmfPcr0::from_firmware(rest);
         }
         1 => {
