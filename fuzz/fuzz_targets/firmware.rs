@@ -1,19 +1,21 @@
 //! Fuzz target `firmware`: arbitrary bytes as a firmware image through every parser of
 //! `cvm_measurements::ovmf` that a verifier runs on untrusted input, and the SNP/SEV-ES
-//! pipelines on top of them. Any panic (index out of bounds, overflow in debug, unwrap) is a bug:
-//! the library must answer with a typed error.
+//! pipelines on top of them; the same bytes as a Coconut SVSM binary (`snp::SvsmImage`) and,
+//! when both parse, the `snp:svsm` pipeline with the bytes as OVMF too. Any panic (index out
+//! of bounds, overflow in debug, unwrap) is a bug: the library must answer with a typed error.
 //!
 //! TDVF parsing (`ovmf::tdvf`) joins here once it lands on main.
 
 #![no_main]
 
 use cvm_measurements::ovmf::{sev::OvmfSevInfo, FooterTable};
-use cvm_measurements::snp::{LaunchParams, SevFirmware, SevHashTable, SevMode, SnpPrepared, VmmType};
+use cvm_measurements::snp::{svsm_launch_digest, LaunchParams, SevFirmware, SevHashTable, SevMode, SnpPrepared, SvsmImage, VmmType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = FooterTable::parse(data);
     let _ = OvmfSevInfo::parse(data);
+    let svsm = SvsmImage::parse(data);
     let Ok(fw) = SevFirmware::parse(data) else { return };
     // The first byte picks the shape, so the fuzzer explores VMM types and kernel hashes.
     let sel = data.first().copied().unwrap_or(0);
@@ -32,4 +34,8 @@ fuzz_target!(|data: &[u8]| {
         snp_ovmf_hash: None,
     };
     let _ = cvm_measurements::snp::launch_digest(&fw, &p);
+    if let Ok(svsm) = svsm {
+        // vars sizes from 0 to past the OVMF's GPA (the underflow check).
+        let _ = svsm_launch_digest(&fw, &svsm, u64::from(sel) << 24, u32::from(sel >> 5), 0x00A0_0F11);
+    }
 });

@@ -126,10 +126,7 @@ impl OvmfSevInfo {
                 Some(SevHashTableBlock { gpa, size })
             }
         };
-        let sections = match table.find_u32(&SEV_METADATA_OFFSET_GUID, "SEV metadata offset")? {
-            None => Vec::new(),
-            Some(off) => parse_metadata(fw, off)?,
-        };
+        let sections = metadata_sections(fw, table)?;
         Ok(OvmfSevInfo { sections, sev_es_reset_eip, hash_table })
     }
 
@@ -142,6 +139,15 @@ impl OvmfSevInfo {
     /// Whether any metadata section has `ty`.
     pub fn has_section(&self, ty: SevSectionType) -> bool {
         self.sections.iter().any(|s| s.section_type == ty)
+    }
+}
+
+/// The SEV metadata sections of any image with an OVMF-style footer table (OVMF, or a Coconut
+/// SVSM binary), in table order; empty when the table has no `SEV_METADATA_OFFSET_GUID` entry.
+pub fn metadata_sections(fw: &[u8], table: &FooterTable) -> Result<Vec<SevMetadataSection>> {
+    match table.find_u32(&SEV_METADATA_OFFSET_GUID, "SEV metadata offset")? {
+        None => Ok(Vec::new()),
+        Some(off) => parse_metadata(fw, off),
     }
 }
 
@@ -204,20 +210,28 @@ pub(crate) mod tests {
     use super::*;
     use crate::guid::EfiGuid;
 
+    /// Offset from the end of a synthetic image at which [`synth_image`] puts the `ASEV` header.
+    pub(crate) const SYNTH_META_OFF: u32 = 0x1000;
+
     /// A synthetic firmware image of `size` bytes with a footer table holding a reset block,
     /// a hash-table block and SEV metadata with `sections` (gpa, size, type).
     pub(crate) fn synth_fw(size: usize, sections: &[(u32, u32, u32)], hash_block: (u32, u32)) -> Vec<u8> {
-        // ASEV header at 0x1000 from the end; the footer table sits in the last 0x20+ bytes.
-        let meta_off = 0x1000usize;
         let mut hb = hash_block.0.to_le_bytes().to_vec();
         hb.extend_from_slice(&hash_block.1.to_le_bytes());
         let entries: Vec<(EfiGuid, Vec<u8>)> = vec![
             (SEV_ES_RESET_BLOCK_GUID, 0x80B004u32.to_le_bytes().to_vec()),
-            (SEV_METADATA_OFFSET_GUID, (meta_off as u32).to_le_bytes().to_vec()),
+            (SEV_METADATA_OFFSET_GUID, SYNTH_META_OFF.to_le_bytes().to_vec()),
             (SEV_HASH_TABLE_RV_GUID, hb),
         ];
-        let mut fw = crate::ovmf::footer::tests::synth(&entries, size);
-        let start = size - meta_off;
+        synth_image(size, &entries, sections)
+    }
+
+    /// An image of `size` bytes with the footer table `entries` (first = closest to the footer)
+    /// and an `ASEV` header with `sections` (gpa, size, type) [`SYNTH_META_OFF`] bytes before
+    /// the end; `entries` should point at it with `SEV_METADATA_OFFSET_GUID`.
+    pub(crate) fn synth_image(size: usize, entries: &[(EfiGuid, Vec<u8>)], sections: &[(u32, u32, u32)]) -> Vec<u8> {
+        let mut fw = crate::ovmf::footer::tests::synth(entries, size);
+        let start = size - SYNTH_META_OFF as usize;
         let len = SEV_METADATA_HEADER_BYTES + sections.len() * SEV_METADATA_DESC_BYTES;
         fw[start..start + 4].copy_from_slice(b"ASEV");
         fw[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
@@ -228,6 +242,48 @@ pub(crate) mod tests {
             fw[d..d + 4].copy_from_slice(&g.to_le_bytes());
             fw[d + 4..d + 8].copy_from_slice(&s.to_le_bytes());
             fw[d + 8..d + 12].copy_from_slice(&t.to_le_bytes());
+        }
+        fw
+    }
+
+    /// SplitMix64: the seeded generator of the mutation tests.
+    pub(crate) struct SplitMix(pub(crate) u64);
+
+    impl SplitMix {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Mutation `round` of `base` (an image whose footer table and `ASEV` sit in its last
+    /// 0x1100 bytes), by `round % 4`: 1-8 random bytes near the end, one u32 field near the end
+    /// set to an edge value, a truncation from either end, or plain random bytes.
+    pub(crate) fn mutate(base: &[u8], round: u32, rng: &mut SplitMix) -> Vec<u8> {
+        let mut fw = base.to_vec();
+        match round % 4 {
+            0 => {
+                for _ in 0..1 + rng.next() % 8 {
+                    let off = fw.len() - 1 - (rng.next() % 0x1100) as usize;
+                    fw[off] = rng.next() as u8;
+                }
+            }
+            1 => {
+                let off = fw.len() - 4 - 4 * (rng.next() % 0x440) as usize;
+                let v = [0u32, 1, 0xFFF, 0x1000, 0xFFFF_FFFF, rng.next() as u32][(rng.next() % 6) as usize];
+                fw[off..off + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            2 => {
+                let cut = (rng.next() % fw.len() as u64) as usize;
+                fw = if rng.next() % 2 == 0 { fw[cut..].to_vec() } else { fw[..cut].to_vec() };
+            }
+            _ => {
+                let len = (rng.next() % 0x2100) as usize;
+                fw = (0..len).map(|_| rng.next() as u8).collect();
+            }
         }
         fw
     }
@@ -268,42 +324,12 @@ pub(crate) mod tests {
     #[test]
     fn mutated_and_truncated_firmware_never_panics() {
         use crate::snp::{launch_digest, LaunchParams, SevFirmware, SevHashTable, SevMode, SnpPrepared, VmmType};
-        let mut state = 0x0BAD_F00Du64;
-        let mut next = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        let mut rng = SplitMix(0x0BAD_F00D);
         let base = synth_fw(0x3000, &[(0x800000, 0x2000, 1), (0x80D000, 0x1000, 2), (0x80E000, 0x1000, 3), (0x810000, 0x1000, 0x10)], (0x810C00, 0x400));
         let hashes = SevHashTable::from_blobs(b"k", None, None);
         let (mut oks, mut errs) = (0, 0);
         for i in 0..3000u32 {
-            let mut fw = base.clone();
-            match i % 4 {
-                0 => {
-                    // Overwrite 1-8 bytes near the end (footer table and ASEV live there).
-                    for _ in 0..1 + next() % 8 {
-                        let off = fw.len() - 1 - (next() % 0x1100) as usize;
-                        fw[off] = next() as u8;
-                    }
-                }
-                1 => {
-                    // A random u32 into a random 4-byte-aligned field of the metadata or table.
-                    let off = fw.len() - 4 - 4 * (next() % 0x440) as usize;
-                    let v = [0u32, 1, 0xFFF, 0x1000, 0xFFFF_FFFF, next() as u32][(next() % 6) as usize];
-                    fw[off..off + 4].copy_from_slice(&v.to_le_bytes());
-                }
-                2 => {
-                    let cut = (next() % fw.len() as u64) as usize;
-                    fw = if next() % 2 == 0 { fw[cut..].to_vec() } else { fw[..cut].to_vec() };
-                }
-                _ => {
-                    let len = (next() % 0x2100) as usize;
-                    fw = (0..len).map(|_| next() as u8).collect();
-                }
-            }
+            let fw = mutate(&base, i, &mut rng);
             let _ = FooterTable::parse(&fw);
             let _ = OvmfSevInfo::parse(&fw);
             let Ok(f) = SevFirmware::parse(&fw) else {

@@ -9,10 +9,10 @@ use super::gctx::{sha384, Gctx, LaunchDigest, PageType, PAGE_BYTES};
 use super::hashes::SevHashTable;
 use super::vmsa::{Vmsa, VmmType, BSP_EIP};
 use super::{Error, Result};
-use crate::ovmf::sev::{OvmfSevInfo, SevSectionType};
+use crate::ovmf::sev::{OvmfSevInfo, SevHashTableBlock, SevMetadataSection, SevSectionType};
 use sha2::{Digest, Sha256};
 
-/// Guest mode (sev-snp-measure `--mode`, without `snp:svsm`).
+/// Guest mode (sev-snp-measure `--mode`; `snp:svsm` is [`super::svsm`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SevMode {
@@ -103,47 +103,7 @@ impl SnpPrepared {
     pub fn new(fw: &SevFirmware<'_>, stage1: LaunchDigest, hashes: Option<&SevHashTable>, vmm: VmmType) -> Result<Self> {
         let mut g = Gctx::from_seed(stage1);
         let info = fw.info();
-        for (index, s) in info.sections.iter().enumerate() {
-            let gpa = u64::from(s.gpa);
-            let pages = |g: &mut Gctx, ty| {
-                if s.size as usize % PAGE_BYTES != 0 {
-                    return Err(Error::SectionSizeNotPageMultiple { index, size: s.size, desc_offset: s.desc_offset });
-                }
-                g.update_empty_pages(ty, gpa, u64::from(s.size));
-                Ok(())
-            };
-            match s.section_type {
-                SevSectionType::SnpSecMem if vmm == VmmType::Gce => pages(&mut g, PageType::Unmeasured)?,
-                SevSectionType::SnpSecMem | SevSectionType::SvsmCaa => pages(&mut g, PageType::Zero)?,
-                SevSectionType::SnpSecrets => g.update(PageType::Secrets, gpa, [0; 48]),
-                SevSectionType::Cpuid if vmm == VmmType::Ec2 => {}
-                SevSectionType::Cpuid => g.update(PageType::Cpuid, gpa, [0; 48]),
-                SevSectionType::SnpKernelHashes => match hashes {
-                    None => pages(&mut g, PageType::Zero)?,
-                    Some(h) => {
-                        let block = info.hash_table.ok_or(Error::MissingHashTableBlock)?;
-                        let page = h
-                            .to_page(block.gpa as usize % PAGE_BYTES)
-                            .ok_or(Error::HashTableCrossesPage { gpa: block.gpa })?;
-                        if s.size as usize != PAGE_BYTES {
-                            return Err(Error::KernelHashesSectionSize { index, size: s.size, desc_offset: s.desc_offset });
-                        }
-                        g.update(PageType::Normal, gpa, sha384(&page));
-                    }
-                },
-                SevSectionType::Unknown(section_type) => {
-                    return Err(Error::UnknownSectionType { index, section_type, desc_offset: s.desc_offset })
-                }
-            }
-        }
-        if vmm == VmmType::Ec2 {
-            for s in info.sections.iter().filter(|s| s.section_type == SevSectionType::Cpuid) {
-                g.update(PageType::Cpuid, u64::from(s.gpa), [0; 48]);
-            }
-        }
-        if hashes.is_some() && !info.has_section(SevSectionType::SnpKernelHashes) {
-            return Err(Error::KernelWithoutSnpKernelHashesSection);
-        }
+        update_metadata_pages(&mut g, &info.sections, info.hash_table, hashes, vmm)?;
         Ok(SnpPrepared { ld: g.ld(), ap_eip: info.sev_es_reset_eip, vmm })
     }
 
@@ -178,6 +138,61 @@ impl SnpPrepared {
         }
         Ok(out)
     }
+}
+
+/// The metadata pass of an SNP launch (sev-snp-measure `snp_update_metadata_pages`): every
+/// section in table order by type (design note §2.5), EC2's CPUID pages after the loop, and the
+/// refusal of a kernel without an `SNP_KERNEL_HASHES` section. Shared by plain SNP (the OVMF's
+/// sections) and `snp:svsm` (the SVSM's sections, QEMU, no kernel).
+pub(crate) fn update_metadata_pages(
+    g: &mut Gctx,
+    sections: &[SevMetadataSection],
+    hash_table: Option<SevHashTableBlock>,
+    hashes: Option<&SevHashTable>,
+    vmm: VmmType,
+) -> Result<()> {
+    for (index, s) in sections.iter().enumerate() {
+        let gpa = u64::from(s.gpa);
+        let pages = |g: &mut Gctx, ty| {
+            if s.size as usize % PAGE_BYTES != 0 {
+                return Err(Error::SectionSizeNotPageMultiple { index, size: s.size, desc_offset: s.desc_offset });
+            }
+            g.update_empty_pages(ty, gpa, u64::from(s.size));
+            Ok(())
+        };
+        match s.section_type {
+            SevSectionType::SnpSecMem if vmm == VmmType::Gce => pages(g, PageType::Unmeasured)?,
+            SevSectionType::SnpSecMem | SevSectionType::SvsmCaa => pages(g, PageType::Zero)?,
+            SevSectionType::SnpSecrets => g.update(PageType::Secrets, gpa, [0; 48]),
+            SevSectionType::Cpuid if vmm == VmmType::Ec2 => {}
+            SevSectionType::Cpuid => g.update(PageType::Cpuid, gpa, [0; 48]),
+            SevSectionType::SnpKernelHashes => match hashes {
+                None => pages(g, PageType::Zero)?,
+                Some(h) => {
+                    let block = hash_table.ok_or(Error::MissingHashTableBlock)?;
+                    let page = h
+                        .to_page(block.gpa as usize % PAGE_BYTES)
+                        .ok_or(Error::HashTableCrossesPage { gpa: block.gpa })?;
+                    if s.size as usize != PAGE_BYTES {
+                        return Err(Error::KernelHashesSectionSize { index, size: s.size, desc_offset: s.desc_offset });
+                    }
+                    g.update(PageType::Normal, gpa, sha384(&page));
+                }
+            },
+            SevSectionType::Unknown(section_type) => {
+                return Err(Error::UnknownSectionType { index, section_type, desc_offset: s.desc_offset })
+            }
+        }
+    }
+    if vmm == VmmType::Ec2 {
+        for s in sections.iter().filter(|s| s.section_type == SevSectionType::Cpuid) {
+            g.update(PageType::Cpuid, u64::from(s.gpa), [0; 48]);
+        }
+    }
+    if hashes.is_some() && !sections.iter().any(|s| s.section_type == SevSectionType::SnpKernelHashes) {
+        return Err(Error::KernelWithoutSnpKernelHashesSection);
+    }
+    Ok(())
 }
 
 /// SEV-ES state after the firmware (and hash table), ready for VMSAs.

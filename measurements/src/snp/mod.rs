@@ -7,13 +7,15 @@
 //! - [`cpu`]: vCPU signatures (CPUID(1).EAX) and the named QEMU EPYC models.
 //! - [`launch`]: the per-mode pipelines, with a pre-parse / per-shape sweep API: the firmware
 //!   is hashed once and each (vCPU count, signature, features) costs a few SHA-384 calls.
+//! - [`svsm`]: `snp:svsm`, a Coconut SVSM binary loaded below OVMF (Coconut's QEMU fork).
 //!
-//! `snp:svsm` (Coconut SVSM) and IGVM are not implemented.
+//! IGVM is not implemented.
 
 pub mod cpu;
 pub mod gctx;
 pub mod hashes;
 pub mod launch;
+pub mod svsm;
 pub mod vmsa;
 
 pub use cpu::{cpu_sig, cpu_type, CpuType, CPU_TYPES};
@@ -23,7 +25,8 @@ pub use launch::{
     launch_digest, seves_launch_digest, sev_launch_digest, snp_launch_digest, vmsas, LaunchParams, SevEsPrepared,
     SevFirmware, SevMode, SnpPrepared,
 };
-pub use vmsa::{Vmsa, VmmType};
+pub use svsm::{svsm_launch_digest, SvsmImage, SvsmPlacement, SvsmPrepared};
+pub use vmsa::{Vmsa, VmmType, SVSM_SEV_FEATURES};
 
 /// Errors computing an AMD launch digest. The first three are sev-snp-measure 0.0.13's own
 /// refusals (same wording, so scripts matching its messages keep working).
@@ -67,6 +70,20 @@ pub enum Error {
     /// The firmware could not be parsed.
     #[error(transparent)]
     Firmware(#[from] crate::ovmf::Error),
+    /// `snp:svsm`: the SVSM binary has no `SVSM_INFO_GUID` footer entry (its entry point);
+    /// sev-snp-measure's wording.
+    #[error("Can't find SVSM_INFO_GUID entry in SVSM table")]
+    MissingSvsmInfo,
+    /// `snp:svsm`: the SVSM binary's footer table or SEV metadata is malformed.
+    #[error("SVSM: {0}")]
+    Svsm(crate::ovmf::Error),
+    /// `snp:svsm`: the SVSM must be a whole number of 4 KiB pages to be measured page by page.
+    #[error("SVSM size {size} is not a multiple of 4096")]
+    SvsmSizeNotPageMultiple { size: u64 },
+    /// `snp:svsm`: OVMF GPA − vars size − SVSM size is below 0 (sev-snp-measure fails with an
+    /// `OverflowError` on the negative GPA).
+    #[error("SVSM of {svsm_size:#x} bytes cannot end {vars_size:#x} bytes (vars size) below OVMF at GPA {ovmf_gpa:#x}: it would start below GPA 0")]
+    SvsmBelowZero { ovmf_gpa: u64, vars_size: u64, svsm_size: u64 },
 }
 
 /// Result with this module's [`Error`].

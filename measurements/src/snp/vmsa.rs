@@ -11,6 +11,9 @@ use super::gctx::PAGE_BYTES;
 /// EIP of the bootstrap processor at reset.
 pub const BSP_EIP: u32 = 0xFFFF_FFF0;
 
+/// SEV_FEATURES of every SVSM VMSA (SNPActive only); `--guest-features` does not apply.
+pub const SVSM_SEV_FEATURES: u64 = 0x1;
+
 /// VMM flavour: each builds a slightly different initial register state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -171,6 +174,43 @@ impl Vmsa {
         }
     }
 
+    /// The state every vCPU of a Coconut-SVSM launch starts in (sev-snp-measure 0.0.13
+    /// `VMSA_SVSM`, QEMU only): 32-bit protected mode with flat segments (CS selector 8,
+    /// ES/SS/DS/FS selector 16, limit 4 GiB), CR0.PE set, RIP the absolute SVSM entry point
+    /// `eip`, SEV_FEATURES [`SVSM_SEV_FEATURES`] and CPUID(1).EAX `vcpu_sig` in RDX.
+    ///
+    /// X87 FCW stays 0 while MXCSR is 0x1F80: `vmsa.py` passes `fcw=` instead of `x87_fcw=`
+    /// and ctypes ignores the unknown keyword (`/work/shared/design/snp-measure.md` §2.10;
+    /// checked with `sev-snp-measure --dump-vmsa`).
+    pub fn svsm_reset_state(eip: u64, vcpu_sig: u64) -> Vmsa {
+        let flat_data = VmcbSeg::new(16, 0xC93, 0xFFFF_FFFF, 0);
+        Vmsa {
+            es: flat_data,
+            cs: VmcbSeg::new(8, 0xC9B, 0xFFFF_FFFF, 0),
+            ss: flat_data,
+            ds: flat_data,
+            fs: flat_data,
+            gs: VmcbSeg::new(0, 0x93, 0xFFFF, 0),
+            gdtr: VmcbSeg::new(0, 0, 0xFFFF, 0),
+            ldtr: VmcbSeg::new(0, 0x82, 0xFFFF, 0),
+            idtr: VmcbSeg::new(0, 0, 0xFFFF, 0),
+            tr: VmcbSeg::new(0, 0x8B, 0xFFFF, 0),
+            efer: 0x1000,
+            cr4: 0x40,
+            cr0: 0x11, // CR0.ET | CR0.PE
+            dr7: 0x400,
+            dr6: 0xFFFF_0FF0,
+            rflags: 0x2,
+            rip: eip,
+            g_pat: 0x0007_0406_0007_0406,
+            rdx: vcpu_sig,
+            sev_features: SVSM_SEV_FEATURES,
+            xcr0: 0x1,
+            mxcsr: 0x1F80,
+            x87_fcw: 0,
+        }
+    }
+
     /// The 4 KiB page the VMM hands to LAUNCH_UPDATE_VMSA.
     pub fn to_page(&self) -> [u8; PAGE_BYTES] {
         use offsets::*;
@@ -262,6 +302,40 @@ mod tests {
             hex::encode(sha384(&ap)),
             "8413b852790765a310d95867a8b00bfca3a802b5a80830044b45e253fe96222657e11e53fcf63eb0e0afd722385bf7b4"
         );
+    }
+
+    /// The page `sev-snp-measure --mode snp:svsm --dump-vmsa` writes (0.0.13), byte for byte
+    /// in every non-zero 16-byte row, for entry 0xFFBD_1234 and signature 0x00800F12.
+    #[test]
+    fn svsm_page_matches_the_dumped_vmsa() {
+        let p = Vmsa::svsm_reset_state(0xFFBD_1234, 0x0080_0F12).to_page();
+        let rows: &[(usize, [u8; 16])] = &[
+            (0x000, [0x10, 0, 0x93, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x010, [0x08, 0, 0x9B, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x020, [0x10, 0, 0x93, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x030, [0x10, 0, 0x93, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x040, [0x10, 0, 0x93, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x050, [0, 0, 0x93, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x060, [0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x070, [0, 0, 0x82, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x080, [0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x090, [0, 0, 0x8B, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x0D0, [0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x140, [0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0]),
+            (0x150, [0, 0, 0, 0, 0, 0, 0, 0, 0x11, 0, 0, 0, 0, 0, 0, 0]),
+            (0x160, [0, 0x04, 0, 0, 0, 0, 0, 0, 0xF0, 0x0F, 0xFF, 0xFF, 0, 0, 0, 0]),
+            (0x170, [0x02, 0, 0, 0, 0, 0, 0, 0, 0x34, 0x12, 0xBD, 0xFF, 0, 0, 0, 0]),
+            (0x260, [0, 0, 0, 0, 0, 0, 0, 0, 0x06, 0x04, 0x07, 0, 0x06, 0x04, 0x07, 0]),
+            (0x310, [0x12, 0x0F, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x3B0, [0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (0x3E0, [0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0]),
+            (0x400, [0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x1F, 0, 0, 0, 0, 0, 0]),
+        ];
+        let mut want = [0u8; PAGE_BYTES];
+        for (off, row) in rows {
+            want[*off..off + 16].copy_from_slice(row);
+        }
+        assert_eq!(p, want);
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //!
 //! Differences, all on inputs sev-snp-measure crashes on or silently wraps: a missing
 //! `--vcpu-model`/`--vcpu-stepping` with `--vcpu-family` and negative or >64-bit integers are
-//! clear errors; `snp:svsm` is refused as not implemented. Errors exit with 2.
+//! clear errors. In `snp:svsm` mode a missing `--svsm`, `--vmm-type` other than QEMU, a file
+//! that fails to read and an SVSM placed below GPA 0 are errors with a message (tracebacks
+//! there); `--kernel`/`--initrd`/`--append` and `--guest-features`, which that mode ignores as
+//! sev-snp-measure does, get a warning on stderr. Errors exit with 2.
 
 use crate::input::read;
 use anyhow::{bail, Context, Result};
-use cvm_measurements::snp::{self, LaunchParams, SevFirmware, SevHashTable, SevMode, VmmType};
+use cvm_measurements::snp::{self, LaunchParams, SevFirmware, SevHashTable, SevMode, SvsmImage, SvsmPrepared, VmmType};
 
 /// Guest mode names as sev-snp-measure spells them.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,19 +95,19 @@ pub struct Args {
     /// Precalculated hash of the OVMF binary (hex string, from --mode snp:ovmf-hash)
     #[arg(long, value_name = "HASH")]
     snp_ovmf_hash: Option<String>,
-    /// Write measured VMSAs to vmsa<N>.bin (seves and snp modes only)
+    /// Write measured VMSAs to vmsa<N>.bin (seves, snp and snp:svsm modes only)
     #[arg(long)]
     dump_vmsa: bool,
     /// Print a JSON object (lowercase hex, named fields) instead of the bare value
     #[arg(long)]
     json: bool,
-    /// SVSM binary (snp:svsm mode; not implemented)
+    /// SVSM binary (snp:svsm mode)
     #[arg(long, value_name = "PATH")]
     svsm: Option<std::path::PathBuf>,
-    /// Size of the OVMF_VARS file in bytes (snp:svsm mode; not implemented)
+    /// Size of the OVMF_VARS file in bytes (snp:svsm mode; conflicts with --vars-file)
     #[arg(long, value_name = "SIZE", conflicts_with = "vars_file")]
     vars_size: Option<u64>,
-    /// OVMF_VARS file (snp:svsm mode; not implemented)
+    /// OVMF_VARS file, only its size is used (snp:svsm mode; conflicts with --vars-size)
     #[arg(long, value_name = "PATH")]
     vars_file: Option<std::path::PathBuf>,
 }
@@ -230,7 +233,7 @@ pub fn run(a: Args) -> Result<i32> {
         Mode::Sev => SevMode::Sev,
         Mode::Seves => SevMode::SevEs,
         Mode::Snp => SevMode::Snp,
-        Mode::SnpSvsm => bail!("--mode snp:svsm is not implemented by cvm-measure (use sev-snp-measure)"),
+        Mode::SnpSvsm => return run_svsm(&a, &fw, sig, vmm),
         Mode::SnpOvmfHash => unreachable!("handled above"),
     };
     if a.dump_vmsa && mode == SevMode::Sev {
@@ -263,16 +266,9 @@ pub fn run(a: Args) -> Result<i32> {
 
     if a.dump_vmsa {
         let features = if mode == SevMode::Snp { a.guest_features } else { 0 };
-        for (i, v) in snp::vmsas(fw.info().sev_es_reset_eip, vcpus, features, sig, vmm)?.iter().enumerate() {
-            let path = format!("vmsa{i}.bin");
-            std::fs::write(&path, v.to_page()).with_context(|| format!("writing {path}"))?;
-        }
+        dump_vmsas(snp::vmsas(fw.info().sev_es_reset_eip, vcpus, features, sig, vmm)?.iter().map(|v| v.to_page()))?;
     }
 
-    let value = match a.output_format {
-        OutputFormat::Hex => hex::encode(&ld),
-        OutputFormat::Base64 => base64(&ld),
-    };
     if a.json {
         let mut j = serde_json::json!({
             "mode": a.mode.name(),
@@ -295,15 +291,97 @@ pub fn run(a: Args) -> Result<i32> {
             });
         }
         println!("{j}");
-    } else if a.verbose {
+    } else {
         let name = match mode {
             SevMode::Sev => "SEV",
             SevMode::SevEs => "SEV_ES",
             _ => "SEV_SNP",
         };
+        print_measurement(&a, name, &ld);
+    }
+    Ok(0)
+}
+
+/// sev-snp-measure's `print_measurement`: the value in `--output-format`, after
+/// `Calculated <name> guest measurement: ` with `--verbose`.
+fn print_measurement(a: &Args, name: &str, ld: &[u8]) {
+    let value = match a.output_format {
+        OutputFormat::Hex => hex::encode(ld),
+        OutputFormat::Base64 => base64(ld),
+    };
+    if a.verbose {
         println!("Calculated {name} guest measurement: {value}");
     } else {
         println!("{value}");
+    }
+}
+
+/// Write one `vmsa<i>.bin` per measured VMSA page, as `--dump-vmsa` does.
+fn dump_vmsas(pages: impl Iterator<Item = [u8; 4096]>) -> Result<()> {
+    for (i, page) in pages.enumerate() {
+        let path = format!("vmsa{i}.bin");
+        std::fs::write(&path, page).with_context(|| format!("writing {path}"))?;
+    }
+    Ok(())
+}
+
+/// `--mode snp:svsm` (sev-snp-measure `svsm_calc_launch_digest`), after the checks every mode
+/// shares. The checks below run in cli.py's order, with its messages.
+fn run_svsm(a: &Args, fw: &SevFirmware<'_>, sig: u64, vmm: VmmType) -> Result<i32> {
+    // cli.py tests truthiness: --vars-size 0 counts as absent, so a size of 0 can only come
+    // from an empty --vars-file. (An empty path, also absent there, is refused by clap.)
+    let vars_size = match (a.vars_file.as_ref(), a.vars_size) {
+        (Some(p), _) => std::fs::metadata(p).with_context(|| format!("reading OVMF_VARS {}", p.display()))?.len(),
+        (None, Some(n)) if n != 0 => n,
+        (None, Some(_)) => bail!(
+            "snp:svsm mode requires --vars-size or --vars-file (--vars-size 0 counts as absent, as in sev-snp-measure; \
+             for a size of 0 give --vars-file an empty file)"
+        ),
+        (None, None) => bail!("snp:svsm mode requires --vars-size or --vars-file"),
+    };
+    if a.snp_ovmf_hash.as_deref().is_some_and(|s| !s.is_empty()) {
+        bail!("SNP OVMF hash only works with SNP");
+    }
+    if vmm != VmmType::Qemu {
+        bail!("SVSM mode is only implemented for Qemu.");
+    }
+    let Some(svsm_path) = a.svsm.as_ref() else {
+        bail!("snp:svsm mode requires --svsm");
+    };
+    if a.kernel.as_ref().is_some_and(|p| !p.as_os_str().is_empty()) {
+        eprintln!("warning: snp:svsm mode does not measure --kernel, --initrd or --append (sev-snp-measure ignores them too)");
+    }
+    if a.guest_features != snp::SVSM_SEV_FEATURES {
+        eprintln!(
+            "warning: snp:svsm mode ignores --guest-features: every VMSA has SEV features {:#x} (as in sev-snp-measure)",
+            snp::SVSM_SEV_FEATURES
+        );
+    }
+    let svsm_bytes = read(svsm_path, "SVSM")?;
+    let svsm = SvsmImage::parse(&svsm_bytes).with_context(|| format!("parsing SVSM {}", svsm_path.display()))?;
+    let prep = SvsmPrepared::new(fw, &svsm, vars_size)?;
+    let vcpus = a.vcpus.unwrap_or(0);
+    let ld = prep.launch_digest(vcpus, sig);
+    if a.dump_vmsa {
+        let page = prep.vmsa(sig).to_page();
+        dump_vmsas((0..vcpus).map(|_| page))?;
+    }
+    if a.json {
+        let placement = prep.placement();
+        let j = serde_json::json!({
+            "mode": a.mode.name(),
+            "measurement": hex::encode(ld),
+            "vmm_type": vmm.name(),
+            "vcpus": vcpus,
+            "vcpu_sig": format!("{sig:#x}"),
+            "guest_features": format!("{:#x}", snp::SVSM_SEV_FEATURES),
+            "vars_size": vars_size,
+            "svsm_gpa": format!("{:#x}", placement.gpa),
+            "svsm_eip": format!("{:#x}", placement.reset_eip),
+        });
+        println!("{j}");
+    } else {
+        print_measurement(a, "SEV_SNP_SVSM", &ld);
     }
     Ok(0)
 }
