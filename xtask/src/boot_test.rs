@@ -348,7 +348,19 @@ fn check_good(image: &Image, r: &BootResult) -> Result<()> {
         "the root device did not read back cleanly: {:?}",
         root.read_check
     );
+    // cryptsetup's own view (the dm UUID on the command line makes it a VERITY device to it).
+    anyhow::ensure!(
+        verity_state(root) == Some("verified"),
+        "veritysetup status {} in the guest does not say `status: verified`: {:?}",
+        crate::stages::rootfs::DM_NAME,
+        root.verity_status
+    );
     Ok(())
+}
+
+/// The `status:` line of `veritysetup status` (`verified`, `corrupted`, ...).
+fn verity_state(d: &cvm_agent::protocol::DmDevice) -> Option<&str> {
+    d.verity_status.as_deref()?.lines().find_map(|l| l.trim().strip_prefix("status:")).map(str::trim)
 }
 
 /// A tampered boot: the key must be refused (with a reason), the prediction must differ
@@ -373,7 +385,11 @@ fn expect_verity_refusal(r: &BootResult, offset: u64) -> Result<String> {
     anyhow::ensure!(!o.released, "NOT CAUGHT: the broker released the key to an image with a corrupted root file system");
     let kernel_says = r.serial.lines().find(|l| l.contains("device-mapper: verity") && l.contains("corrupted"));
     let agent_says = o.evidence.iter().flat_map(|e| &e.dm_devices).find_map(|d| {
-        d.read_check.as_deref().filter(|c| c.starts_with("error")).map(str::to_string)
+        let read = d.read_check.as_deref().filter(|c| c.starts_with("error"))?;
+        Some(match verity_state(d) {
+            Some(state) => format!("{read}; veritysetup status: {state}"),
+            None => read.to_string(),
+        })
     });
     anyhow::ensure!(
         kernel_says.is_some() || agent_says.is_some(),

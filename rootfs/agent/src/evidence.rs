@@ -101,6 +101,17 @@ fn dm_devices(
         let uuid = read("uuid")
             .map_err(|e| problems.push(format!("{dev}/dm/uuid: {e}")))
             .ok();
+        // The whole read first, so that the status reports what it found (a block whose hash
+        // does not match makes dm-verity say `corrupted`).
+        let node = src.root.join("dev").join(&dev);
+        log(format!("reading all of {} (dm-verity checks every block)", node.display()));
+        let read_check = Some(match read_whole(&node) {
+            Ok(n) => format!("ok: read {n} bytes"),
+            Err(e) => {
+                problems.push(e.clone());
+                format!("error: {e}")
+            }
+        });
         let mut verity_status = None;
         if let (Some(vs), Some(n)) = (&src.veritysetup, &name) {
             log(format!("running: {} status {n}", vs.display()));
@@ -116,15 +127,6 @@ fn dm_devices(
                 Err(e) => problems.push(format!("veritysetup status {n}: {e}")),
             }
         }
-        let node = src.root.join("dev").join(&dev);
-        log(format!("reading all of {} (dm-verity checks every block)", node.display()));
-        let read_check = Some(match read_whole(&node) {
-            Ok(n) => format!("ok: read {n} bytes"),
-            Err(e) => {
-                problems.push(e.clone());
-                format!("error: {e}")
-            }
-        });
         devs.push(DmDevice {
             dev,
             name,

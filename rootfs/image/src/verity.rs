@@ -159,10 +159,19 @@ impl Verity {
 
     /// The value of the kernel parameter `dm-mod.create=` (CONFIG_DM_INIT,
     /// `Documentation/admin-guide/device-mapper/dm-init.rst`):
-    /// `<name>,<uuid>,<minor>,<flags>,<table>` with an empty uuid and minor and flags `ro`.
-    /// The device appears as `/dev/dm-0` when it is the first one; no initramfs is needed.
+    /// `<name>,<uuid>,<minor>,<flags>,<table>` with the [`Verity::dm_uuid`], an empty minor and
+    /// flags `ro`. The device appears as `/dev/dm-0` when it is the first one; no initramfs is
+    /// needed.
     pub fn dm_mod_create(&self, name: &str, data_dev: &str, hash_dev: &str) -> String {
-        format!("{name},,,ro,{}", self.dm_table(data_dev, hash_dev))
+        format!("{name},{},,ro,{}", self.dm_uuid(name), self.dm_table(data_dev, hash_dev))
+    }
+
+    /// The device-mapper UUID cryptsetup gives a verity device it opens,
+    /// `CRYPT-VERITY-<uuid, 32 hex digits>-<name>` (libcryptsetup `dm_prepare_uuid`): with it
+    /// `veritysetup status <name>` in the guest recognises the device that the kernel created
+    /// from the command line (without it: "not a VERITY device"). The UUID is the superblock's.
+    pub fn dm_uuid(&self, name: &str) -> String {
+        format!("CRYPT-VERITY-{}-{name}", hex::encode(self.uuid))
     }
 
     /// The whole kernel command-line argument, quoted because the table contains spaces:
@@ -674,7 +683,7 @@ mod tests {
         );
         assert_eq!(
             v.cmdline_arg("root", "/dev/vda2", "/dev/vda3"),
-            format!("dm-mod.create=\"root,,,ro,{t}\"")
+            format!("dm-mod.create=\"root,CRYPT-VERITY-{}-root,,ro,{t}\"", hex::encode(v.uuid))
         );
     }
 
