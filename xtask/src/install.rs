@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 /// Debian packages for the test suite's oracles (bookworm unless noted).
-const TEST_PACKAGES: &[&str] = &["python3-venv", "cryptsetup-bin", "gdisk", "dosfstools", "mtools", "fdisk", "binutils", "swtpm", "swtpm-tools", "tpm2-tools"];
+const TEST_PACKAGES: &[&str] = &["python3-venv", "pesign", "cryptsetup-bin", "gdisk", "dosfstools", "mtools", "fdisk", "binutils", "swtpm", "swtpm-tools", "tpm2-tools"];
 /// `verify-repro` explains a differing output with diffoscope (bookworm 240; the minimal
 /// package, without its ~70 recommended format tools).
 const REPRO_PACKAGES: &[&str] = &["diffoscope-minimal"];
