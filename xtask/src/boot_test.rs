@@ -298,7 +298,8 @@ fn good(sh: &Shell, image: &Image, setup: BootSetup, data_disk: &Path) -> Result
         let r = boot(sh, image, &BootSetup { name: format!("good boot {n}"), ..setup.clone() }, &dir)?;
         check_good(image, &r).with_context(|| format!("boot {n}"))?;
         let steps = r.outcome.agent_steps.join("\n");
-        for want in [Some(expect), digest.as_deref()].into_iter().flatten() {
+        let wants = [Some(expect), digest.as_deref(), Some(TEST_LAYER_COUNTS), Some("image unpacked: 1 layers")];
+        for want in wants.into_iter().flatten() {
             anyhow::ensure!(
                 steps.contains(want),
                 "boot {n}: the agent never reported a step with {want:?}; its steps:\n{steps}"
@@ -312,7 +313,7 @@ fn good(sh: &Shell, image: &Image, setup: BootSetup, data_disk: &Path) -> Result
     }
     Ok(format!(
         "key released twice; LUKS2 data disk formatted on boot 1 and reopened with its marker on boot 2; \
-         test image {} pulled onto it from the loopback registry; event log replays to the reported PCRs; \
+         test image {} pulled onto it from the loopback registry and its layer unpacked ({TEST_LAYER_COUNTS}); event log replays to the reported PCRs; \
          {} predicted PCRs and {} predicted events match ({})",
         digest.as_deref().unwrap_or("-"),
         image.reference.len(),
@@ -531,13 +532,23 @@ fn wait(child: &mut std::process::Child, limit: Duration) -> Result<std::process
     }
 }
 
-/// Push a small test image (one ustar layer with one file, an OCI image config) to the
-/// registry; returns what the agent is asked to pull (by digest) and the registry's port.
+/// What the agent must report unpacking from the test layer (`./` itself is not counted).
+const TEST_LAYER_COUNTS: &str = "unpacked: 2 files, 2 dirs, 1 symlinks, 0 whiteouts";
+
+/// Push a small test image (one ustar layer: two files, one in a subdirectory, and a symlink;
+/// an OCI image config) to the registry; returns what the agent is asked to pull (by digest) and the registry's port.
 fn push_test_image(sh: &Shell, dir: &Path, registry: &tools::registry::Registry) -> Result<(cvm_agent::protocol::PullSpec, u16)> {
     use sha2::{Digest, Sha256};
     let tree = dir.join("layer");
     std::fs::create_dir_all(&tree).with_context(|| format!("creating {}", tree.display()))?;
     std::fs::write(tree.join("hello.txt"), "hello from the cvm boot-test image\n")?;
+    // A file in a subdirectory and a symlink, so the agent's unpack has something to do
+    // (checked against its log line in `good`: TEST_LAYER_COUNTS).
+    std::fs::create_dir_all(tree.join("srv/hello"))?;
+    std::fs::write(tree.join("srv/hello/greeting.txt"), "greetings from a subdirectory\n")?;
+    let link = tree.join("greeting.txt");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("srv/hello/greeting.txt", &link)?;
     tools::tar::create(sh, &tree, &dir.join("layer.tar"))?;
     let diff_id = hex::encode(Sha256::digest(std::fs::read(dir.join("layer.tar"))?));
     let config = format!(

@@ -5,7 +5,8 @@
 //! [`protocol`].
 //! The flow is: host `hello{nonce}` → agent `evidence` (PCRs, event log, TPM2 quote over the
 //! nonce, cmdline, dm-verity status, configfs-tsm report) → host `key` or `refused` → agent opens
-//! the LUKS data disk ([`luks`]) and pulls images ([`oci`]) → agent `done`.
+//! the LUKS data disk ([`luks`]), pulls images ([`oci`]) and unpacks their layers ([`unpack`])
+//! → agent `done`.
 //!
 //! Pure modules (no I/O): [`protocol`], [`tpm::marshal`], [`tpm::commands`], [`tpm::attest`],
 //! [`evidence::assemble`], [`luks::plan`], [`oci`] digest and signature checks.
@@ -19,3 +20,4 @@ pub mod oci;
 pub mod protocol;
 pub mod session;
 pub mod tpm;
+pub mod unpack;

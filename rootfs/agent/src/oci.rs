@@ -8,8 +8,9 @@
 //! the DER signature base64 in the layer annotation `dev.cosignproject.cosign/signature`, the
 //! signature manifest tagged `sha256-<hex>.sig`).
 //! [`pull`] fetches over [`crate::http`] (OCI distribution API v2) and writes the verified blobs
-//! as an OCI-layout-like tree `<dest>/blobs/sha256/<hex>` + `<dest>/manifest.json`.
-//! Not done: layer unpacking, multi-arch indexes, registry auth.
+//! as an OCI-layout-like tree `<dest>/blobs/sha256/<hex>` + `<dest>/manifest.json`, then
+//! unpacks the layers into `<dest>/<manifest hex>/rootfs` ([`crate::unpack`]).
+//! Not done: multi-arch indexes, registry auth, zstd layers.
 
 use crate::http;
 use base64::Engine;
@@ -54,6 +55,8 @@ pub enum Error {
     Registry(String),
     #[error(transparent)]
     Http(#[from] http::Error),
+    #[error("unpacking: {0}")]
+    Unpack(#[from] crate::unpack::Error),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -326,7 +329,8 @@ fn check_signature(
 }
 
 /// Pulls the image: manifest (digest-checked when pinned), signature (when a key is set),
-/// config and layers (each sha256- and size-checked), written under `dest`.
+/// config and layers (each sha256- and size-checked), written under `dest`; then the layers are
+/// unpacked into `dest/<manifest hex>/rootfs` (see [`crate::unpack`]).
 pub fn pull(req: &PullRequest, log: &mut dyn FnMut(String)) -> Result<Manifest, Error> {
     let url = format!(
         "{}/v2/{}/manifests/{}",
@@ -383,6 +387,14 @@ pub fn pull(req: &PullRequest, log: &mut dyn FnMut(String)) -> Result<Manifest, 
         req.image.repository,
         req.dest.display()
     ));
+    let rootfs = req.dest.join(&digest["sha256:".len()..]).join("rootfs");
+    crate::unpack::unpack_image(
+        &blobs,
+        &manifest.layers,
+        &rootfs,
+        crate::unpack::Limits::default(),
+        log,
+    )?;
     Ok(manifest)
 }
 

@@ -1,6 +1,7 @@
 //! `oci::pull` against a fake OCI registry on 127.0.0.1 (a thread serving fixed responses):
 //! digests are checked, a tampered blob is refused, and with a cosign key an unsigned or
-//! wrongly signed image is refused while a correctly signed one is pulled.
+//! wrongly signed image is refused while a correctly signed one is pulled; a pulled image's
+//! layer is unpacked into `<dest>/<manifest hex>/rootfs`.
 
 use base64::Engine;
 use cvm_agent::oci::{
@@ -64,6 +65,19 @@ fn manifest(config: &[u8], layers: &[(&str, &[u8], Option<&str>)]) -> Vec<u8> {
         layers.join(",")
     )
     .into_bytes()
+}
+
+/// A gzip'd tar layer holding `etc/hello` = `text`.
+fn layer_tgz(text: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut h = tar::Header::new_ustar();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "etc/hello", text).unwrap();
+    b.into_inner().unwrap().finish().unwrap()
 }
 
 struct Image {
@@ -143,7 +157,8 @@ fn request(url: String, reference: &str, key: Option<&p256::ecdsa::SigningKey>) 
 
 #[test]
 fn pull_checks_digests_and_writes_blobs() {
-    let mut img = image(b"layer bytes");
+    let layer_bytes = layer_tgz(b"layer bytes");
+    let mut img = image(&layer_bytes);
     // A registry that answers a pinned digest with a manifest that does not hash to it.
     let wrong = format!("@{}", sha256_digest(b"another manifest"));
     let served = img.routes[&format!("/v2/guest/app/manifests/{}", img.digest)].clone();
@@ -159,8 +174,17 @@ fn pull_checks_digests_and_writes_blobs() {
         .dest
         .join("blobs/sha256")
         .join(&m.layers[0].digest["sha256:".len()..]);
-    assert_eq!(std::fs::read(layer).unwrap(), b"layer bytes");
+    assert_eq!(std::fs::read(layer).unwrap(), layer_bytes);
     assert!(logs.iter().any(|l| l.contains("no cosign key")), "{logs:?}");
+    let rootfs = req.dest.join(&img.digest["sha256:".len()..]).join("rootfs");
+    assert_eq!(
+        std::fs::read(rootfs.join("etc/hello")).unwrap(),
+        b"layer bytes"
+    );
+    assert_eq!(
+        logs.last().unwrap(),
+        &format!("image unpacked: 1 layers -> {}", rootfs.display())
+    );
     std::fs::remove_dir_all(&req.dest).unwrap();
 
     let err = oci::pull(&request(url, &wrong, None), &mut |_| {}).unwrap_err();
@@ -198,7 +222,7 @@ fn cosign_key_requires_a_valid_signature() {
     .unwrap_err();
     assert!(err.to_string().contains("no valid signature"), "{err}");
 
-    let mut signed = image(b"signed");
+    let mut signed = image(&layer_tgz(b"signed"));
     sign(&mut signed, &good);
     let req = request(registry(signed.routes), ":v1", Some(&good));
     let mut logs = Vec::new();
