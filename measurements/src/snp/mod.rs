@@ -1,5 +1,5 @@
 //! AMD SEV, SEV-ES and SEV-SNP launch digests for QEMU/KVM (and EC2, GCE) + OVMF direct boot,
-//! bit-for-bit as sev-snp-measure 0.0.13 computes them (`/work/shared/design/snp-measure.md` §2).
+//! bit-for-bit as sev-snp-measure 0.0.13 computes them (`../shared/design/snp-measure.md` §2).
 //!
 //! - [`gctx`]: `PAGE_INFO` and the rolling SHA-384 launch digest (SNP ABI spec §8.17).
 //! - [`vmsa`]: the initial VMSA page per vCPU and VMM flavour (APM vol. 2 table B-4).

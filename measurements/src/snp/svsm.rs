@@ -1,7 +1,7 @@
 //! `snp:svsm`: the SNP launch digest of a guest whose VMPL0 runs a Coconut SVSM that the
 //! Coconut QEMU fork loads beside OVMF, bit-for-bit as sev-snp-measure 0.0.13 computes it
 //! (`guest.py` `svsm_calc_launch_digest`, `ovmf.py` `SVSM`, `vmsa.py` `VMSA_SVSM`; design note
-//! `/work/shared/design/snp-measure.md` §2.10). Pages in launch order:
+//! `../shared/design/snp-measure.md` §2.10). Pages in launch order:
 //!
 //! 1. OVMF as NORMAL pages, mapped to end at 4 GiB: the `snp:ovmf-hash` stage 1. OVMF's own
 //!    metadata sections are **not** measured in this mode.

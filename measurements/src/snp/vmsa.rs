@@ -180,7 +180,7 @@ impl Vmsa {
     /// `eip`, SEV_FEATURES [`SVSM_SEV_FEATURES`] and CPUID(1).EAX `vcpu_sig` in RDX.
     ///
     /// X87 FCW stays 0 while MXCSR is 0x1F80: `vmsa.py` passes `fcw=` instead of `x87_fcw=`
-    /// and ctypes ignores the unknown keyword (`/work/shared/design/snp-measure.md` §2.10;
+    /// and ctypes ignores the unknown keyword (`../shared/design/snp-measure.md` §2.10;
     /// checked with `sev-snp-measure --dump-vmsa`).
     pub fn svsm_reset_state(eip: u64, vcpu_sig: u64) -> Vmsa {
         let flat_data = VmcbSeg::new(16, 0xC93, 0xFFFF_FFFF, 0);
