@@ -59,7 +59,7 @@ pub struct TestFlags {
     pub no_repro: bool,
     /// Minutes the whole test command may take (CI gives 90): verify-repro, the last phase, runs
     /// only when at least 35 of them are left, and gives up when they run out
-    #[arg(long, value_name = "MINUTES", default_value_t = 80)]
+    #[arg(long, value_name = "MINUTES", default_value_t = 75)]
     pub budget: u64,
 }
 

@@ -11,10 +11,10 @@
 //! 5. a short run of every cargo-fuzz target (needs a nightly toolchain; said plainly if absent);
 //! 6. `verify-repro`: a second build from scratch in a copy of the checkout (other umask, TZ,
 //!    locale, -j, empty cache), every output compared byte for byte with step 2's. It costs a
-//!    whole cold build (27-35 min on the idle 2-core reference machine), so it is last and
-//!    bounded by a time budget (`--budget`, default 80 of CI's 90 minutes): it starts only
-//!    when at least 35 minutes are left, and gives up (said plainly, not a failure) when they
-//!    run out. On a fresh machine, whose step 2 is itself a cold build, it is therefore
+//!    whole cold build (25-35 min on the 2-core reference machine), so it is last and
+//!    bounded by a time budget (`--budget`, default 75 of CI's 90 minutes, leaving room for
+//!    compiling xtask before the command starts): it starts only when at least 35 minutes are
+//!    left, and gives up (said plainly, not a failure) when they run out. On a fresh machine, whose step 2 is itself a cold build, it is therefore
 //!    usually not run. `--repro` runs it without a limit, `--no-repro` never; a difference
 //!    between the builds is always a failure.
 //!
