@@ -370,3 +370,41 @@ fn qemu_capture_of_other_shapes_matches_the_design_note_hashes() {
         assert_eq!(got, (loader.into(), rsdp.into(), tables.into()), "ACPI capture for {cpus} vCPU, {mem}");
     }
 }
+
+/// QEMU 10.0: the firmware probe (does O1 read `etc/boot/kernel`? yes) decides RTMR1, and its
+/// answer is cached per firmware sha256: the first run writes "1" and gives 10.1's RTMR1; an
+/// entry saying "0" is believed (and gives 9.2's patched RTMR1); a garbled one is re-probed.
+#[test]
+fn qemu_10_0_firmware_probe_is_cached_per_firmware() {
+    use sha2::{Digest, Sha256};
+    let dir = scratch("probe");
+    let initrd = zero_initrd(&dir);
+    let o1 = fixture("O1");
+    let cache = dir.join("xdg");
+    let _ = std::fs::remove_dir_all(&cache);
+    let rtmr1 = |version: &str| {
+        let out = Command::new(BIN)
+            .args(["tdx", "--firmware", &o1, "--cpus", "1", "--memory", "2G", "--kernel", &fixture("K1")])
+            .args(["--initrd", &initrd, "--cmdline", CMDLINE, "--acpi-dir", ACPI_S1M2048, "--json"])
+            .args(["--qemu-version", version])
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(ok_stdout(&out).trim()).unwrap();
+        v["rtmr1"].as_str().unwrap().to_string()
+    };
+    let entry = cache
+        .join("cvm-image/firmware-named-blobs")
+        .join(hex::encode(Sha256::digest(std::fs::read(&o1).unwrap())));
+    let (patched, unpatched) = (rtmr1("9.2"), rtmr1("10.1"));
+    assert_eq!(patched, RTMR1);
+    assert_ne!(patched, unpatched);
+    assert!(!entry.exists(), "no probe for 9.2 or 10.1");
+    assert_eq!(rtmr1("10.0"), unpatched);
+    assert_eq!(std::fs::read(&entry).unwrap(), b"1");
+    std::fs::write(&entry, "0").unwrap();
+    assert_eq!(rtmr1("10.0"), patched, "the cached answer is used");
+    std::fs::write(&entry, "garbage").unwrap();
+    assert_eq!(rtmr1("10.0"), unpatched);
+    assert_eq!(std::fs::read(&entry).unwrap(), b"1", "a garbled entry is re-probed and rewritten");
+}

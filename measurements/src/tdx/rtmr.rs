@@ -75,6 +75,10 @@ pub struct TdxBoot<'a> {
     pub cmdline: &'a str,
     pub qemu: QemuModel,
     pub ovmf: OvmfEventModel,
+    /// Whether `firmware` reads QEMU's `etc/boot/*` blobs, when the caller already knows
+    /// (`cvm-measure` caches it per firmware digest); `None`: probed when the QEMU model needs
+    /// it ([`QemuModel::kernel_patched`]; an LZMA decompression of `FVMAIN_COMPACT`).
+    pub firmware_reads_named_blobs: Option<bool>,
 }
 
 /// One predicted event.
@@ -287,9 +291,10 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
     // The kernel Authenticode (the largest input) runs beside the firmware digests: pure CPU
     // work on borrowed bytes, so a scoped thread halves the wall time on two cores.
     let initrd_size = boot.initrd.map(|i| i.len() as u64);
-    let header_patched = boot
-        .qemu
-        .kernel_patched(|| OvmfMemFvs::parse(boot.firmware)?.reads_qemu_named_blobs())?;
+    let header_patched = boot.qemu.kernel_patched(|| match boot.firmware_reads_named_blobs {
+        Some(known) => Ok(known),
+        None => OvmfMemFvs::parse(boot.firmware)?.reads_qemu_named_blobs(),
+    })?;
     let (kernel, firmware) = std::thread::scope(|s| {
         let kernel =
             s.spawn(|| kernel_event(boot.kernel, boot.memory_bytes, initrd_size, header_patched));
