@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a verification found a mismatch, 2 the value could not be computed
 //! (bad input, missing file, unsupported firmware).
 
+mod cache;
 mod explain;
 mod input;
 mod qemu_acpi;

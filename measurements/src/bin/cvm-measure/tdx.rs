@@ -156,7 +156,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         OvmfModel::Stable202505 => OvmfEventModel::Stable202505,
     };
     let firmware_reads_named_blobs = if qemu.patches_kernel_header && qemu.publishes_unpatched_kernel {
-        Some(crate::qemu_acpi::firmware_reads_named_blobs(&firmware)?)
+        Some(crate::cache::firmware_reads_named_blobs(&firmware)?)
     } else {
         None
     };
