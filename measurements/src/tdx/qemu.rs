@@ -75,13 +75,17 @@ impl QemuModel {
     /// `firmware_reads_named_blobs` (an LZMA decompression of the firmware) when it matters:
     /// QEMU 10.0 offers both blobs.
     pub fn kernel_patched<E>(&self, firmware_reads_named_blobs: impl FnOnce() -> Result<bool, E>) -> Result<bool, E> {
-        if !self.patches_kernel_header {
-            return Ok(false);
+        if self.depends_on_firmware() {
+            Ok(!firmware_reads_named_blobs()?)
+        } else {
+            Ok(self.patches_kernel_header)
         }
-        if !self.publishes_unpatched_kernel {
-            return Ok(true);
-        }
-        Ok(!firmware_reads_named_blobs()?)
+    }
+
+    /// QEMU offers both the patched and the unpatched kernel (10.0): which one is measured
+    /// depends on the firmware, so [`QemuModel::kernel_patched`] needs the probe.
+    pub fn depends_on_firmware(&self) -> bool {
+        self.patches_kernel_header && self.publishes_unpatched_kernel
     }
 }
 

@@ -155,7 +155,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
         OvmfModel::Stable202505 => OvmfEventModel::Stable202505,
     };
-    let firmware_reads_named_blobs = if qemu.patches_kernel_header && qemu.publishes_unpatched_kernel {
+    let firmware_reads_named_blobs = if qemu.depends_on_firmware() {
         Some(crate::cache::firmware_reads_named_blobs(&firmware)?)
     } else {
         None
