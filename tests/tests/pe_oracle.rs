@@ -21,7 +21,8 @@ fn pesign(file: &Path, digest: &str) -> Result<String, String> {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.split_whitespace().next().unwrap_or_default().to_string())
+    // `<hex>` (older pesign) or `hash: <hex>` (pesign 116): the digest is the last word.
+    Ok(text.split_whitespace().last().unwrap_or_default().to_string())
 }
 
 fn ours<D: sha2::Digest>(file: &Path) -> String {

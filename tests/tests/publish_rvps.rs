@@ -154,6 +154,7 @@ fn built_manifest() -> (Vec<u8>, cvm_manifest::VtpmMeasurements) {
     }
     let vtpm = VtpmMeasurements {
         firmware_role: "ovmf-vtpm".into(),
+        boot: None,
         pcrs,
         events,
     };

@@ -44,9 +44,10 @@ pub fn run(sh: &Shell, flags: &BootSmokeFlags) -> Result<()> {
     tools::write_atomic(&initrd, &cpio)?;
     eprintln!("    initramfs {} ({} bytes, sha256 {})", initrd.display(), cpio.len(), tools::sha256_file(&initrd)?);
     let boot = qemu::Boot {
-        kernel: kdir.join("bzImage"),
+        kernel: Some(kdir.join("bzImage")),
         initrd: Some(initrd),
         firmware: Some(fwdir.join("OVMF.fd")),
+        pflash: None,
         append: "console=ttyS0 panic=-1 quiet".into(),
         memory_mib: 512,
         timeout_secs: 300,

@@ -2,10 +2,11 @@
 //! TEE and check what the firmware measured against the manifest's predictions.
 //!
 //! The mock TEE (a test fixture: refused unless the manifest says `test_image`): swtpm
-//! (sha256 + sha384 banks) attached to QEMU as a CRB TPM, the built `ovmf-vtpm` firmware
-//! (`-bios`), direct kernel boot of the built kernel with the manifest's command line, and the
-//! built disk (`disk.raw`, read-only) holding the dm-verity root file system. KVM when it
-//! works, TCG otherwise (`tools::qemu`). The guest's PID 1 runs `cvm-agent`, which talks to
+//! (sha256 + sha384 banks) attached to QEMU as a CRB TPM, the built `ovmf-vtpm` firmware as
+//! two pflash drives (`ovmf-vtpm-code` read-only, a fresh copy of the image's variable store
+//! `uefi-vars` per boot) and the built disk (`disk.raw`, read-only), which the firmware boots
+//! by UEFI: the store's `Boot0001` starts the kernel on the ESP with the manifest's command
+//! line as its `LoadOptions` (no `-kernel`). KVM when it works, TCG otherwise (`tools::qemu`). The guest's PID 1 runs `cvm-agent`, which talks to
 //! this process over a virtio-serial port (a Unix socket here); this process plays the key
 //! broker (`cvm_broker`, loopback/socket only): fresh nonce → evidence (PCRs, TCG event log,
 //! TPM2 quote, command line, dm-verity read check) → the data-disk key only if the quote
@@ -19,9 +20,11 @@
 //!   replayed event log = reported PCRs, predicted = measured for every PCR the manifest
 //!   predicts, event by event, and the manifest's command line.
 //! - `rootfs`: one flipped byte in the root partition: dm-verity must refuse the block.
-//! - `cmdline`, `kernel`, `initrd`, `firmware`: a changed command line, a different kernel
-//!   (the built one with 4 KiB appended), an added initrd, Debian's OVMF (pinned fixture O1)
-//!   instead of the built one: the key must be refused, naming the PCR; the data disk must stay unchanged.
+//! - `cmdline`, `kernel`, `initrd`, `firmware`: a boot option with a changed command line; a
+//!   disk whose ESP holds a different kernel (the built one with 4 KiB appended); an initrd
+//!   added to the ESP and named by `initrd=` in the boot option; Debian's OVMF (pinned fixture
+//!   O1, split into code and a variable store with the same boot option) instead of the built
+//!   one: the key must be refused, naming the PCR; the data disk must stay unchanged.
 //! - `signature`: a manifest envelope whose signature does not verify must be rejected
 //!   before any reference value is taken from it.
 
@@ -32,6 +35,10 @@ use cvm_broker::policy::ReferencePcrs;
 use cvm_broker::session::{Broker, Outcome};
 use cvm_manifest::{role, Manifest};
 use cvm_measurements::eventlog::{self, EventLog};
+use cvm_measurements::guid::EfiGuid;
+use cvm_measurements::vtpm::disk_boot::{self, EspPartition};
+use cvm_measurements::vtpm::varstore;
+use cvm_rootfs::esp::{self, EspFile};
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::os::unix::net::UnixListener;
@@ -61,8 +68,15 @@ struct Image {
     dir: PathBuf,
     manifest: Manifest,
     kernel: PathBuf,
+    /// The unified ovmf-vtpm `OVMF.fd` (its NV volume is the empty variable store).
     firmware: PathBuf,
+    /// Its code part (pflash unit 0).
+    code: PathBuf,
+    /// The image's variable store (pflash unit 1) with the boot option.
+    vars: PathBuf,
     disk: PathBuf,
+    /// The disk's ESP, as the boot option names it.
+    esp: EspPartition,
     /// PCR index → predicted value (sha256 bank).
     reference: ReferencePcrs,
     /// Predicted events (sha256 bank), in log order.
@@ -107,11 +121,11 @@ impl<R: std::io::Read> std::io::Read for FirstByte<R> {
 #[derive(Clone)]
 struct BootSetup {
     name: String,
-    kernel: PathBuf,
-    firmware: PathBuf,
+    /// OVMF code (pflash unit 0, read-only).
+    code: PathBuf,
+    /// The variable store (pflash unit 1); each boot gets a fresh copy.
+    vars: PathBuf,
     disk: PathBuf,
-    cmdline: String,
-    initrd: Option<PathBuf>,
     data_disk: Option<PathBuf>,
     /// An image for the agent to pull after the key, and the host port of its registry.
     pull: Option<(cvm_agent::protocol::PullSpec, u16)>,
@@ -194,11 +208,15 @@ fn load_image(dir: &Path) -> Result<Image> {
     };
     let (reference, predicted) = vtpm_prediction(&bytes)
         .with_context(|| format!("{}: the vTPM prediction (`vtpm`)", path.display()))?;
+    let disk = artefact(role::DISK)?;
     Ok(Image {
         dir: dir.to_path_buf(),
         kernel: artefact(role::KERNEL)?,
         firmware: artefact(role::OVMF_VTPM)?,
-        disk: artefact(role::DISK)?,
+        code: artefact(role::OVMF_VTPM_CODE)?,
+        vars: artefact(role::UEFI_VARS)?,
+        esp: esp_of(&disk)?,
+        disk,
         manifest,
         reference,
         predicted,
@@ -233,11 +251,9 @@ fn vtpm_prediction(manifest: &[u8]) -> Result<(ReferencePcrs, Vec<PredictedEvent
 fn run_case(sh: &Shell, image: &Image, case: &str, work: &Path, data_disk: &Path) -> Result<String> {
     let base = BootSetup {
         name: case.to_string(),
-        kernel: image.kernel.clone(),
-        firmware: image.firmware.clone(),
+        code: image.code.clone(),
+        vars: image.vars.clone(),
         disk: image.disk.clone(),
-        cmdline: image.manifest.cmdline.clone(),
-        initrd: None,
         data_disk: Some(data_disk.to_path_buf()),
         pull: None,
     };
@@ -257,29 +273,47 @@ fn run_case(sh: &Shell, image: &Image, case: &str, work: &Path, data_disk: &Path
         }
         "cmdline" => {
             let cmdline = format!("{} cvm.tampered=1", image.manifest.cmdline);
-            tampered(sh, image, BootSetup { cmdline, ..base }, &dir, data_disk, "kernel command line")
+            let vars = dir.join("uefi-vars.fd");
+            write_vars(&std::fs::read(&image.firmware)?, &image.esp, &cmdline, &vars)?;
+            tampered(sh, image, BootSetup { vars, ..base }, &dir, data_disk, "kernel command line")
         }
         "kernel" => {
-            let kernel = dir.join("bzImage");
             let mut k = std::fs::read(&image.kernel).with_context(|| format!("reading {}", image.kernel.display()))?;
             k.extend_from_slice(&[0x5a; 4096]);
-            tools::write_atomic(&kernel, &k)?;
-            tampered(sh, image, BootSetup { kernel, ..base }, &dir, data_disk, "kernel")
+            let disk = dir.join("disk.raw");
+            disk_with_esp(image, &[EspFile { path: esp::BOOTX64_PATH, contents: &k }], &disk)?;
+            tampered(sh, image, BootSetup { disk, ..base }, &dir, data_disk, "kernel")
         }
         "initrd" => {
-            let initrd = dir.join("initrd.cpio");
-            tools::write_atomic(&initrd, &extra_initrd())?;
-            tampered(sh, image, BootSetup { initrd: Some(initrd), ..base }, &dir, data_disk, "initrd")
+            // The EFI stub loads `initrd=` files from the ESP: the attacker adds one and names it.
+            let k = std::fs::read(&image.kernel).with_context(|| format!("reading {}", image.kernel.display()))?;
+            let initrd = extra_initrd();
+            let disk = dir.join("disk.raw");
+            let files = [
+                EspFile { path: esp::BOOTX64_PATH, contents: &k },
+                EspFile { path: TAMPER_INITRD_PATH, contents: &initrd },
+            ];
+            disk_with_esp(image, &files, &disk)?;
+            let cmdline = format!("{} initrd=\\{}", image.manifest.cmdline, TAMPER_INITRD_PATH.replace('/', "\\"));
+            let vars = dir.join("uefi-vars.fd");
+            write_vars(&std::fs::read(&image.firmware)?, &image.esp, &cmdline, &vars)?;
+            tampered(sh, image, BootSetup { disk, vars, ..base }, &dir, data_disk, "initrd")
         }
         "firmware" => {
-            // Debian trixie's OVMF.fd (pinned fixture O1), also a TPM2-enabled OvmfPkgX64.
-            let firmware = crate::fixtures::run(sh)?.join("O1");
+            // Debian trixie's OVMF.fd (pinned fixture O1), also a TPM2-enabled OvmfPkgX64,
+            // split into code and a variable store with the image's boot option.
+            let o1 = crate::fixtures::run(sh)?.join("O1");
+            let fw = std::fs::read(&o1).with_context(|| format!("reading {}", o1.display()))?;
             anyhow::ensure!(
-                tools::sha256_file(&firmware)? != tools::sha256_file(&image.firmware)?,
+                fw != std::fs::read(&image.firmware)?,
                 "{} is identical to the built firmware: not a different firmware",
-                firmware.display()
+                o1.display()
             );
-            tampered(sh, image, BootSetup { firmware, ..base }, &dir, data_disk, "firmware")
+            let nv = varstore::nv_volume_len(&fw).with_context(|| format!("{}: the NV volume", o1.display()))?;
+            let (code, vars) = (dir.join("OVMF_CODE.fd"), dir.join("uefi-vars.fd"));
+            tools::write_atomic(&code, &fw[nv..])?;
+            write_vars(&fw, &image.esp, &image.manifest.cmdline, &vars)?;
+            tampered(sh, image, BootSetup { code, vars, ..base }, &dir, data_disk, "firmware")
         }
         "signature" => signature_case(image, &dir),
         other => bail!("unknown case {other}"),
@@ -459,11 +493,15 @@ fn boot(sh: &Shell, image: &Image, s: &BootSetup, dir: &Path) -> Result<BootResu
         "-device".into(),
         format!("virtserialport,bus=vser0.0,chardev=agent,name={}", cvm_agent::protocol::VIRTIO_PORT_NAME),
     ]);
+    // A fresh variable store per boot: the firmware writes to it (boot options, console).
+    let vars = dir.join("pflash-vars.fd");
+    std::fs::copy(&s.vars, &vars).with_context(|| format!("copying {} to {}", s.vars.display(), vars.display()))?;
     let b = qemu::Boot {
-        kernel: s.kernel.clone(),
-        initrd: s.initrd.clone(),
-        firmware: Some(s.firmware.clone()),
-        append: s.cmdline.clone(),
+        kernel: None,
+        initrd: None,
+        firmware: None,
+        pflash: Some((s.code.clone(), vars)),
+        append: String::new(),
         memory_mib: MEMORY_MIB,
         timeout_secs: BOOT_TIMEOUT_SECS,
         extra,
@@ -480,6 +518,10 @@ fn boot(sh: &Shell, image: &Image, s: &BootSetup, dir: &Path) -> Result<BootResu
     let (outcome, first) = served.with_context(|| {
         format!("{}: QEMU {status}; serial tail:\n{}", s.name, tail(&serial, 30))
     })?;
+    if let Some(ev) = &outcome.evidence {
+        // Kept for inspection (and for recording a test vector): the guest's log and PCRs.
+        tools::write_atomic(&dir.join("evidence.json"), &serde_json::to_vec_pretty(ev)?)?;
+    }
     let first_report = first.map(|t| t.duration_since(qemu_started));
     let took = start.elapsed();
     eprintln!(
@@ -686,6 +728,46 @@ fn flip_root_byte(image: &Image, out: &Path) -> Result<u64> {
     f.seek(SeekFrom::Start(pos))?;
     f.write_all(&b)?;
     Ok(offset)
+}
+
+/// Where the `initrd` case puts its initrd on the ESP.
+const TAMPER_INITRD_PATH: &str = "EFI/BOOT/TAMPER.IMG";
+
+/// The ESP of `disk` (read from its GPT), as a boot option's device path names it.
+fn esp_of(disk: &Path) -> Result<EspPartition> {
+    let mut f = std::fs::File::open(disk).with_context(|| format!("opening {}", disk.display()))?;
+    let gpt = cvm_rootfs::gpt_read::read(&mut f).with_context(|| format!("reading the GPT of {}", disk.display()))?;
+    let e = gpt
+        .partitions
+        .iter()
+        .find(|p| p.type_guid == cvm_rootfs::disk::ESP_TYPE)
+        .with_context(|| format!("{}: no EFI system partition", disk.display()))?;
+    Ok(EspPartition {
+        number: e.index,
+        start_lba: e.first_lba,
+        size_lba: e.last_lba - e.first_lba + 1,
+        guid: EfiGuid(e.unique_guid.to_bytes_le()),
+    })
+}
+
+/// A variable store from the NV volume of `firmware` with the boot option for `cmdline`.
+fn write_vars(firmware: &[u8], esp_part: &EspPartition, cmdline: &str, out: &Path) -> Result<()> {
+    let vars = disk_boot::image_varstore(firmware, esp_part, cmdline).context("writing the boot option")?;
+    tools::write_atomic(out, &vars)
+}
+
+/// A copy of the image's disk whose ESP holds `files` instead (same size, same FAT serial
+/// rules as the build).
+fn disk_with_esp(image: &Image, files: &[EspFile<'_>], out: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let bytes = image.esp.size_lba * 512;
+    let config = esp::EspConfig { bytes, source_date_epoch: image.manifest.source_date_epoch.unwrap_or(0) };
+    let img = esp::build(files, &config).context("building the tampered ESP")?;
+    std::fs::copy(&image.disk, out).with_context(|| format!("copying {} to {}", image.disk.display(), out.display()))?;
+    let mut f = std::fs::OpenOptions::new().write(true).open(out)?;
+    f.seek(SeekFrom::Start(image.esp.start_lba * 512))?;
+    f.write_all(&img).with_context(|| format!("writing the ESP into {}", out.display()))?;
+    Ok(())
 }
 
 /// A small newc initrd with one harmless file and no `/init` (so the kernel still boots the

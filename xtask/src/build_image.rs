@@ -45,6 +45,9 @@ struct Built {
     kernel: Option<PathBuf>,
     firmware: BTreeMap<String, PathBuf>,
     rootfs: Option<rootfs::RootfsOutputs>,
+    disk: Option<disk::DiskOutputs>,
+    /// The variable store that boots `disk` by UEFI (role `uefi-vars`).
+    uefi_vars: Option<PathBuf>,
     epoch: Option<u64>,
 }
 
@@ -85,6 +88,9 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
         build_disk(&out, &mut b)?;
     }
     let cmdline = kernel_cmdline(&loaded.spec, b.rootfs.as_ref())?;
+    if want("disk") {
+        uefi_vars(&out, &cmdline, &mut b)?;
+    }
     stage.step("measurements per shape");
     let (shapes, vtpm) = match (&b.kernel, want("measure")) {
         (Some(k), true) => {
@@ -96,6 +102,7 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
                 ovmf_snp: b.firmware.get(role::OVMF_SNP).map(PathBuf::as_path),
                 ovmf_tdx: b.firmware.get(role::OVMF_TDX).map(PathBuf::as_path),
                 ovmf_vtpm: b.firmware.get(role::OVMF_VTPM).map(PathBuf::as_path),
+                uefi_disk: b.uefi_vars.as_deref().zip(b.disk.as_ref().map(|d| d.disk.as_path())),
             };
             (
                 measure::shapes(sh, &bin, &loaded.spec.shapes, &mi)?,
@@ -390,6 +397,20 @@ fn build_disk(out: &Path, b: &mut Built) -> Result<()> {
     })?;
     b.artefacts.push(describe(out, role::DISK, &d.disk)?);
     b.artefacts.push(describe(out, "esp", &d.esp)?);
+    b.disk = Some(d);
+    Ok(())
+}
+
+/// `disk/uefi-vars.fd`: the ovmf-vtpm variable store with the boot option of the disk.
+fn uefi_vars(out: &Path, cmdline: &str, b: &mut Built) -> Result<()> {
+    let (Some(d), Some(fw)) = (&b.disk, b.firmware.get(role::OVMF_VTPM)) else {
+        eprintln!("    UEFI variable store skipped (needs the disk and the ovmf-vtpm firmware)");
+        return Ok(());
+    };
+    let path = out.join("disk").join("uefi-vars.fd");
+    disk::uefi_vars(fw, &d.esp_partition, cmdline, &path)?;
+    b.artefacts.push(describe(out, role::UEFI_VARS, &path)?);
+    b.uefi_vars = Some(path);
     Ok(())
 }
 

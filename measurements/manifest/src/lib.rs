@@ -19,6 +19,6 @@ mod manifest;
 pub mod sign;
 
 pub use manifest::{
-    role, vtpm_bank_size, Artefact, ImageInfo, Input, Manifest, ManifestError,
-    ShapeMeasurements, Verity, VtpmEvent, VtpmMeasurements, FILE_NAME, SCHEMA_VERSION,
+    role, vtpm_bank_size, Artefact, ImageInfo, Input, Manifest, ManifestError, ShapeMeasurements,
+    Verity, VtpmEvent, VtpmMeasurements, FILE_NAME, SCHEMA_VERSION, VTPM_BOOT_UEFI_DISK,
 };

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 pub const SCHEMA_VERSION: u32 = 1;
 /// The manifest's file name in the output directory (also its in-toto subject name).
 pub const FILE_NAME: &str = "manifest.json";
+/// [`VtpmMeasurements::boot`] of a UEFI boot of the disk.
+pub const VTPM_BOOT_UEFI_DISK: &str = "uefi-disk";
 
 /// Well-known artefact roles. A build may add others (`kernel-config`, `ovmf-tdx-vars`, ...):
 /// a role is `[a-z0-9][a-z0-9._-]*`, unique in a manifest.
@@ -23,6 +25,11 @@ pub mod role {
     pub const ROOTFS: &str = "rootfs";
     pub const VERITY: &str = "verity";
     pub const DISK: &str = "disk";
+    /// The `ovmf-vtpm` variable store (pflash unit 1) whose boot option boots `disk` by UEFI
+    /// with the image's command line.
+    pub const UEFI_VARS: &str = "uefi-vars";
+    /// The code part of `ovmf-vtpm` (pflash unit 0).
+    pub const OVMF_VTPM_CODE: &str = "ovmf-vtpm-code";
 }
 
 /// The measurement manifest of one image build.
@@ -59,13 +66,18 @@ pub struct Manifest {
     pub vtpm: Option<VtpmMeasurements>,
 }
 
-/// vTPM PCRs predicted for QEMU + OVMF direct kernel boot (`cvm-measure vtpm`), with the events
-/// behind them, so a verifier can name the measurement that moved.
+/// vTPM PCRs predicted for QEMU + OVMF (`cvm-measure vtpm`), with the events behind them, so a
+/// verifier can name the measurement that moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VtpmMeasurements {
     /// Role of the firmware artefact the prediction is for (`ovmf-vtpm`).
     pub firmware_role: String,
+    /// How the VM boots: [`VTPM_BOOT_UEFI_DISK`] (the firmware boots the `disk` artefact by
+    /// the boot option in the `uefi-vars` artefact), or absent for a direct kernel boot
+    /// (`-kernel` with the manifest's command line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
     /// Bank (`sha256`, `sha384`) → PCR index (decimal, `"4"`) → lowercase hex value.
     pub pcrs: BTreeMap<String, BTreeMap<String, String>>,
     /// The events that extend those PCRs, in log order.
@@ -104,6 +116,25 @@ impl VtpmMeasurements {
                 "vtpm.firmware_role",
                 format!("no artefact has role {:?}", self.firmware_role),
             ));
+        }
+        match self.boot.as_deref() {
+            None => {}
+            Some(VTPM_BOOT_UEFI_DISK) => {
+                for r in [role::UEFI_VARS, role::DISK] {
+                    if !artefacts.iter().any(|a| a.role == r) {
+                        return Err(field_err(
+                            "vtpm.boot",
+                            format!("{VTPM_BOOT_UEFI_DISK:?} needs an artefact with role {r:?}"),
+                        ));
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(field_err(
+                    "vtpm.boot",
+                    format!("{other:?} is not {VTPM_BOOT_UEFI_DISK:?} (or absent: direct boot)"),
+                ))
+            }
         }
         if self.pcrs.is_empty() {
             return Err(field_err("vtpm.pcrs", "has no bank"));
@@ -559,6 +590,7 @@ mod tests {
         }
         m.vtpm = Some(VtpmMeasurements {
             firmware_role: role::OVMF_VTPM.into(),
+            boot: None,
             pcrs,
             events,
         });
@@ -586,6 +618,12 @@ mod tests {
                 Box::new(|v| v.firmware_role = "ovmf-tdx".into()),
                 "vtpm.firmware_role",
             ),
+            // The sample has no `uefi-vars` artefact to boot with.
+            (
+                Box::new(|v| v.boot = Some(VTPM_BOOT_UEFI_DISK.into())),
+                "vtpm.boot",
+            ),
+            (Box::new(|v| v.boot = Some("pxe".into())), "vtpm.boot"),
             (
                 Box::new(|v| {
                     let x = v.pcrs["sha256"]["4"].to_uppercase();

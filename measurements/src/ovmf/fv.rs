@@ -1017,7 +1017,7 @@ pub(crate) mod tests {
             };
             let mut b = base.clone();
             for k in 0..(state % 4 + 1) {
-                let at = hot.start + ((state >> (8 * k)) as usize * 31) % hot.len().min(b.len());
+                let at = hot.start + ((state >> (8 * k)) as usize).wrapping_mul(31) % hot.len().min(b.len());
                 b[at] = (state >> (16 + k)) as u8;
             }
             let cut = (state as usize >> 20) % b.len();

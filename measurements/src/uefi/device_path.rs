@@ -6,6 +6,12 @@ use crate::guid::EfiGuid;
 
 /// `MEDIA_DEVICE_PATH`.
 pub const MEDIA_DEVICE_PATH: u8 = 0x04;
+/// `MEDIA_HARDDRIVE_DP`: a partition of a disk (UEFI spec 2.10, §10.3.5.1).
+pub const MEDIA_HARDDRIVE_DP: u8 = 0x01;
+/// `MEDIA_VENDOR_DP`.
+pub const MEDIA_VENDOR_DP: u8 = 0x03;
+/// `MEDIA_FILEPATH_DP`: a file by path on the file system of the preceding node.
+pub const MEDIA_FILEPATH_DP: u8 = 0x04;
 /// `MEDIA_PIWG_FW_FILE_DP` (PI spec vol. 2, §8.3): firmware file by GUID.
 pub const MEDIA_PIWG_FW_FILE_DP: u8 = 0x06;
 /// `MEDIA_PIWG_FW_VOL_DP`: firmware volume by name GUID.
@@ -39,6 +45,37 @@ impl DevicePathNode {
             node_type: MEDIA_DEVICE_PATH,
             sub_type: MEDIA_PIWG_FW_FILE_DP,
             data: file.as_bytes().to_vec(),
+        }
+    }
+    /// `HARDDRIVE_DEVICE_PATH` of a GPT partition: `u32 PartitionNumber` (1-based entry
+    /// index), `u64 PartitionStart` and `u64 PartitionSize` (in logical blocks), the unique
+    /// partition GUID as `Signature`, `MBRType` 0x02 (GPT), `SignatureType` 0x02 (GUID). A
+    /// device path that starts with this node is a "short-form" path: the firmware finds the
+    /// disk by the partition GUID.
+    pub fn hard_drive_gpt(
+        partition_number: u32,
+        start_lba: u64,
+        size_lba: u64,
+        partition_guid: EfiGuid,
+    ) -> DevicePathNode {
+        let mut data = Vec::with_capacity(38);
+        data.extend_from_slice(&partition_number.to_le_bytes());
+        data.extend_from_slice(&start_lba.to_le_bytes());
+        data.extend_from_slice(&size_lba.to_le_bytes());
+        data.extend_from_slice(partition_guid.as_bytes());
+        data.extend_from_slice(&[0x02, 0x02]);
+        DevicePathNode {
+            node_type: MEDIA_DEVICE_PATH,
+            sub_type: MEDIA_HARDDRIVE_DP,
+            data,
+        }
+    }
+    /// `FILEPATH_DEVICE_PATH`: `path` (backslash-separated) as NUL-terminated UTF-16LE.
+    pub fn file_path(path: &str) -> DevicePathNode {
+        DevicePathNode {
+            node_type: MEDIA_DEVICE_PATH,
+            sub_type: MEDIA_FILEPATH_DP,
+            data: super::utf16le(path, true),
         }
     }
     /// `END_ENTIRE_DEVICE_PATH`.

@@ -1,6 +1,9 @@
-//! vTPM PCR prediction for QEMU + OVMF (OvmfPkgX64 with `TPM2_ENABLE`) direct kernel boot
-//! (`-bios OVMF.fd -kernel K [-initrd I] -append C`): the image-dependent PCRs and their events,
-//! for the SHA-256 and SHA-384 banks.
+//! vTPM PCR prediction for QEMU + OVMF (OvmfPkgX64 with `TPM2_ENABLE`): the image-dependent
+//! PCRs and their events, for the SHA-256 and SHA-384 banks. Two boot paths:
+//! - direct kernel boot (`-bios OVMF.fd -kernel K [-initrd I] -append C`): [`measure`], below;
+//! - UEFI boot of the built disk by a boot option in the image's variable store (how the
+//!   image boots on a vTPM platform and in `cargo xtask boot-test`): [`disk_boot`], which adds
+//!   the `EV_EFI_GPT_EVENT` to PCR 5 and orders PCR 4 differently.
 //!
 //! What the firmware and the Linux EFI stub extend, in log order (checked against real boots with
 //! swtpm, `measurements/tests/vectors/vtpm/`):
@@ -30,6 +33,7 @@
 //! Checking a real boot: parse its log with [`EventLog::parse`], then [`check_log`] against the
 //! prediction and the PCR values the TPM reported.
 
+pub mod disk_boot;
 pub mod pcr0;
 pub mod varstore;
 
@@ -47,20 +51,20 @@ use crate::eventlog::events::{
 };
 use crate::eventlog::{EventLog, TcgEfiSpecIdEvent, TcgPcrEvent2, TpmtHa};
 use crate::guid::EfiGuid;
-use crate::uefi::device_path::{device_path_bytes, DevicePathNode, MEDIA_DEVICE_PATH};
+use crate::uefi::device_path::{
+    device_path_bytes, DevicePathNode, MEDIA_DEVICE_PATH, MEDIA_FILEPATH_DP, MEDIA_VENDOR_DP,
+};
 use crate::uefi::utf16le;
 use crate::uefi::variable::secure_boot_variables_empty;
 
 /// The PCRs this module predicts.
 pub const PREDICTED_PCRS: [u32; 5] = [0, 4, 5, 7, 9];
 
+pub use disk_boot::{measure_disk, VtpmDiskBoot};
+
 /// Vendor GUID of OVMF's `QemuKernelLoaderFsDxe` media device path (`VenMedia(...)/kernel`).
 pub const QEMU_KERNEL_LOADER_FS_MEDIA_GUID: EfiGuid =
     EfiGuid::from_str_const("1428f772-b64a-441e-b8c3-9ebdd7f893c7");
-/// `MEDIA_VENDOR_DP`.
-const MEDIA_VENDOR_DP: u8 = 0x03;
-/// `MEDIA_FILEPATH_DP`.
-const MEDIA_FILEPATH_DP: u8 = 0x04;
 
 /// A PCR bank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,6 +120,8 @@ pub enum Error {
     Kernel(#[from] crate::pe::Error),
     #[error("firmware variable store at offset {offset:#x}: {problem}")]
     Varstore { offset: usize, problem: String },
+    #[error("GPT at disk offset {offset:#x}: {problem}")]
+    Gpt { offset: usize, problem: String },
     #[error("not modelled: {0}")]
     Unsupported(String),
     #[error("firmware: {0}")]

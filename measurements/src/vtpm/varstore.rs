@@ -114,6 +114,104 @@ pub fn variables(firmware: &[u8]) -> Result<Vec<StoredVariable>, Error> {
     Ok(out)
 }
 
+/// The length of the NV variable firmware volume at the start of a unified `OVMF.fd`
+/// (`FvLength`: the variable store, the fault-tolerant-write working block and its spare
+/// area, 0x84000 bytes in the 4 MiB builds). Splitting `OVMF.fd` there gives the
+/// `OVMF_VARS.fd` / `OVMF_CODE.fd` pair that QEMU takes as two pflash drives.
+pub fn nv_volume_len(firmware: &[u8]) -> Result<usize, Error> {
+    variables(firmware)?;
+    let len = le(&firmware[0x20..0x28]);
+    if len == 0 || len >= firmware.len() as u64 || len % 0x1000 != 0 {
+        return Err(Error::Varstore {
+            offset: 0x20,
+            problem: format!(
+                "FvLength {len:#x} of the NV volume is not a 4 KiB multiple below the firmware size {:#x}",
+                firmware.len()
+            ),
+        });
+    }
+    Ok(len as usize)
+}
+
+/// `EFI_VARIABLE_NON_VOLATILE | EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS`:
+/// the attributes of `Boot####` and `BootOrder`.
+pub const NV_BS_RT: u32 = 0x7;
+
+/// A variable to add to a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVariable {
+    pub vendor: EfiGuid,
+    pub name: String,
+    pub attributes: u32,
+    pub data: Vec<u8>,
+}
+
+/// A copy of the variable store `nv` (an NV volume as [`variables`] reads it, e.g. an
+/// `OVMF_VARS.fd`) with `vars` appended as live (`VAR_ADDED`) authenticated variables, in
+/// order: what the firmware's variable driver would have written, without time stamps or
+/// monotonic counts (both 0, as edk2 writes for variables without time-based
+/// authentication). Refuses a store that is not authenticated, a variable that already exists
+/// (it would have to be deleted first) and a store too small; never writes outside the store.
+pub fn with_variables(nv: &[u8], vars: &[NewVariable]) -> Result<Vec<u8>, Error> {
+    let existing = variables(nv)?;
+    let bad = |offset: usize, problem: String| Error::Varstore { offset, problem };
+    let store = le(&nv[0x30..0x32]) as usize;
+    if nv[store..store + 16] != *AUTHENTICATED_VARIABLE_GUID.as_bytes() {
+        return Err(bad(
+            store,
+            "not an authenticated variable store: adding variables is not modelled".into(),
+        ));
+    }
+    let end = store + le(&nv[store + 16..store + 20]) as usize;
+    // The first free byte: after the last record (live or not) of the store.
+    let mut off = store + 28;
+    while off + 60 <= end && le(&nv[off..off + 2]) == u64::from(VARIABLE_START_ID) {
+        let name_size = le(&nv[off + 36..off + 40]) as usize;
+        let data_size = le(&nv[off + 40..off + 44]) as usize;
+        off = (off + 60 + name_size + data_size + 3) & !3;
+    }
+    let mut out = nv.to_vec();
+    for v in vars {
+        if existing
+            .iter()
+            .any(|e| e.vendor == v.vendor && e.name == v.name)
+        {
+            return Err(bad(
+                off,
+                format!("the store already holds {} ({})", v.name, v.vendor),
+            ));
+        }
+        let name = crate::uefi::utf16le(&v.name, true);
+        let mut rec = vec![0u8; 60];
+        rec[..2].copy_from_slice(&VARIABLE_START_ID.to_le_bytes());
+        rec[2] = LIVE_STATES[0];
+        rec[4..8].copy_from_slice(&v.attributes.to_le_bytes());
+        rec[36..40].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        rec[40..44].copy_from_slice(&(v.data.len() as u32).to_le_bytes());
+        rec[44..60].copy_from_slice(v.vendor.as_bytes());
+        rec.extend_from_slice(&name);
+        rec.extend_from_slice(&v.data);
+        let next = (off + rec.len() + 3) & !3;
+        if next > end {
+            return Err(bad(
+                off,
+                format!(
+                    "no room for {} ({} bytes) in the {:#x}-byte store",
+                    v.name,
+                    rec.len(),
+                    end - store
+                ),
+            ));
+        }
+        if out[off..next].iter().any(|&b| b != 0xFF) {
+            return Err(bad(off, "the free space of the store is not erased (0xFF)".into()));
+        }
+        out[off..off + rec.len()].copy_from_slice(&rec);
+        off = next;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -173,12 +271,54 @@ pub(crate) mod tests {
             state ^= state << 17;
             let mut fw = base.clone();
             for k in 0..(state % 4 + 1) {
-                let at = ((state >> (8 * k)) as usize * 31) % 300;
+                let at = ((state >> (8 * k)) as usize).wrapping_mul(31) % 300;
                 fw[at] = (state >> (16 + k)) as u8;
             }
             let _ = variables(&fw[..(state as usize >> 20) % fw.len()]);
             let _ = variables(&fw);
         }
+    }
+
+    #[test]
+    fn added_variables_read_back_and_duplicates_are_refused() {
+        let g = crate::uefi::variable::EFI_GLOBAL_VARIABLE;
+        let base = nv_volume(&[(0x3F, g, "PK", b"key"), (0x3C, g, "Old", b"gone")]);
+        let new = |name: &str, data: &[u8]| NewVariable {
+            vendor: g,
+            name: name.into(),
+            attributes: NV_BS_RT,
+            data: data.to_vec(),
+        };
+        let out = with_variables(&base, &[new("Boot0001", b"abcde"), new("BootOrder", &[1, 0])]).unwrap();
+        assert_eq!(out.len(), base.len());
+        let v = variables(&out).unwrap();
+        let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["PK", "Boot0001", "BootOrder"]);
+        assert_eq!(v[1].data, b"abcde");
+        // The reader's own test store writes records the same way: identical bytes.
+        let same = nv_volume(&[
+            (0x3F, g, "PK", b"key"),
+            (0x3C, g, "Old", b"gone"),
+            (0x3F, g, "Boot0001", b"abcde"),
+            (0x3F, g, "BootOrder", &[1, 0]),
+        ]);
+        // nv_volume leaves the attributes 0.
+        let mut ours = out.clone();
+        let mut off = 100;
+        while ours[off..off + 2] == VARIABLE_START_ID.to_le_bytes() {
+            ours[off + 4..off + 8].copy_from_slice(&[0; 4]);
+            let n = le(&ours[off + 36..off + 40]) as usize + le(&ours[off + 40..off + 44]) as usize;
+            off = (off + 60 + n + 3) & !3;
+        }
+        assert_eq!(ours, same);
+        assert!(with_variables(&out, &[new("BootOrder", &[2, 0])])
+            .unwrap_err()
+            .to_string()
+            .contains("already holds BootOrder"));
+        assert!(with_variables(&base, &[new("Big", &[0; 5000])])
+            .unwrap_err()
+            .to_string()
+            .contains("no room for Big"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ const MIB: u64 = 1 << 20;
 #[non_exhaustive]
 pub enum Error {
     #[error(
-        "ESP file {path:?}: path must be relative, '/'-separated, without empty, '.' or '..' parts"
+        "ESP file {path:?}: path must be relative and '/'-separated, each part an 8.3 short name (no LFN entries are written)"
     )]
     BadPath { path: String },
     #[error("ESP file {path:?} appears twice")]

@@ -3,10 +3,16 @@
 //! 2 root (the erofs, verity data), 3 root-verity (hash device). GUIDs, FAT serial and
 //! timestamps derive from the contents and SOURCE_DATE_EPOCH, so equal inputs give a
 //! bit-identical disk. Runs no program.
+//!
+//! [`uefi_vars`] then writes the variable store that boots the disk by UEFI
+//! (`cvm_measurements::vtpm::disk_boot`): the firmware's empty store plus `Boot0001` =
+//! `HD(<ESP>)/\EFI\BOOT\BOOTX64.EFI` with the command line as its data, and `BootOrder`.
 
 use super::rootfs::RootfsOutputs;
 use crate::tools;
 use anyhow::{Context, Result};
+use cvm_measurements::guid::EfiGuid;
+use cvm_measurements::vtpm::disk_boot::{self, EspPartition};
 use cvm_rootfs::disk;
 use cvm_rootfs::esp::{self, EspConfig, EspFile};
 use std::fs::File;
@@ -29,6 +35,28 @@ pub struct DiskInputs<'a> {
 pub struct DiskOutputs {
     pub disk: PathBuf,
     pub esp: PathBuf,
+    /// Where the ESP lies, as a boot option's device path names it.
+    pub esp_partition: EspPartition,
+}
+
+/// Write `out` = the NV volume of `firmware` (a unified OVMF.fd) with the boot option that
+/// starts the kernel on `esp` with `cmdline`.
+pub fn uefi_vars(firmware: &Path, esp: &EspPartition, cmdline: &str, out: &Path) -> Result<()> {
+    tools::stage("disk: UEFI variable store with the boot option (cvm_measurements)");
+    let fw = std::fs::read(firmware).with_context(|| format!("reading {}", firmware.display()))?;
+    let vars = disk_boot::image_varstore(&fw, esp, cmdline)
+        .with_context(|| format!("adding Boot0001 to the variable store of {}", firmware.display()))?;
+    tools::write_atomic(out, &vars)?;
+    eprintln!(
+        "    {}: Boot0001 = HD({},GPT,{},{:#x},{:#x})/{} + command line, BootOrder 0001",
+        out.display(),
+        esp.number,
+        esp.guid,
+        esp.start_lba,
+        esp.size_lba,
+        disk_boot::ESP_LOADER_PATH
+    );
+    Ok(())
 }
 
 /// Run the stage.
@@ -52,6 +80,18 @@ pub fn build(inputs: &DiskInputs<'_>) -> Result<DiskOutputs> {
     let parts = disk::verity_image_partitions(&esp_img, &inputs.rootfs.tree);
     let layout =
         disk::layout(&parts, disk::disk_guid(&parts)).context("laying out the GPT disk")?;
+    let (number, esp) = layout
+        .partitions
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.spec.kind == disk::PartitionKind::Esp)
+        .context("the disk layout has no ESP")?;
+    let esp_partition = EspPartition {
+        number: number as u32 + 1,
+        start_lba: esp.first_lba,
+        size_lba: esp.last_lba - esp.first_lba + 1,
+        guid: EfiGuid(esp.spec.uuid.to_bytes_le()),
+    };
     let disk_path = inputs.out_dir.join("disk.raw");
     let tmp = inputs.out_dir.join(".disk.raw.tmp");
     let open = |p: &Path| {
@@ -84,5 +124,6 @@ pub fn build(inputs: &DiskInputs<'_>) -> Result<DiskOutputs> {
     Ok(DiskOutputs {
         disk: disk_path,
         esp: esp_path,
+        esp_partition,
     })
 }

@@ -9,7 +9,8 @@
 //!   `{vcpus, mrtd, rtmr0..rtmr3}`. A failed prediction is recorded as `{vcpus, error}` and
 //!   does not fail the build.
 //! - vTPM PCRs, once per image (they do not depend on vCPUs or memory): `cvm-measure vtpm
-//!   --json` with the `ovmf-vtpm` firmware, kernel, initrd and command line → the manifest's
+//!   --json` with the `ovmf-vtpm` firmware, the kernel, the image's UEFI variable store and
+//!   disk (a UEFI boot of the disk; without a disk: direct boot with initrd and command line) → the manifest's
 //!   top-level `vtpm: {firmware_role, pcrs: {sha256, sha384}, events}` (PCRs 0, 4, 5, 7, 9).
 //!   A failure fails the build: the prediction is pure and must work for the built firmware.
 
@@ -35,6 +36,8 @@ pub struct MeasureInputs<'a> {
     pub ovmf_tdx: Option<&'a Path>,
     /// `ovmf-vtpm` firmware, when built.
     pub ovmf_vtpm: Option<&'a Path>,
+    /// The UEFI variable store and the disk it boots: the vTPM prediction is for that boot.
+    pub uefi_disk: Option<(&'a Path, &'a Path)>,
 }
 
 impl MeasureInputs<'_> {
@@ -119,13 +122,23 @@ pub fn vtpm(
     };
     let (kernel, cmdline) = (inputs.kernel, inputs.cmdline);
     let initrd = inputs.initrd_args();
-    let out = cmd!(
-        sh,
-        "{bin} vtpm --firmware {fw} --kernel {kernel} {initrd...} --cmdline {cmdline} --json"
-    )
+    let out = match inputs.uefi_disk {
+        // The image's own boot: UEFI from the disk by the variable store's boot option.
+        Some((vars, disk)) => cmd!(
+            sh,
+            "{bin} vtpm --firmware {fw} --kernel {kernel} --vars {vars} --disk {disk} --json"
+        ),
+        None => cmd!(
+            sh,
+            "{bin} vtpm --firmware {fw} --kernel {kernel} {initrd...} --cmdline {cmdline} --json"
+        ),
+    }
     .read()
     .context("vTPM PCR prediction (cvm-measure vtpm)")?;
-    let v = vtpm_from_json(cvm_manifest::role::OVMF_VTPM, &out)?;
+    let mut v = vtpm_from_json(cvm_manifest::role::OVMF_VTPM, &out)?;
+    if inputs.uefi_disk.is_some() {
+        v.boot = Some(cvm_manifest::VTPM_BOOT_UEFI_DISK.into());
+    }
     eprintln!(
         "    vtpm ({}): {}",
         v.firmware_role,
@@ -156,6 +169,7 @@ fn vtpm_from_json(firmware_role: &str, out: &str) -> Result<VtpmMeasurements> {
     anyhow::ensure!(!events.is_empty(), "cvm-measure vtpm: no events in {out}");
     Ok(VtpmMeasurements {
         firmware_role: firmware_role.to_owned(),
+        boot: None,
         pcrs,
         events,
     })
@@ -285,6 +299,7 @@ mod tests {
             ovmf_snp: None,
             ovmf_tdx: Some(p),
             ovmf_vtpm: None,
+            uefi_disk: None,
         };
         let m = shape(
             &sh,

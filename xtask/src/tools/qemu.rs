@@ -1,7 +1,7 @@
 //! QEMU (`qemu-system-x86` 1:10.0.x from trixie, installed by `cargo xtask install build`):
-//! accelerator detection and direct-kernel boots (`-kernel/-initrd/-append`) of a q35 VM with
-//! the serial console on stdout, streamed to a log file. Used by `cargo xtask boot-smoke`
-//! and meant for the boot tests.
+//! accelerator detection, and boots of a q35 VM (direct kernel boot with `-kernel/-initrd/-append`,
+//! or UEFI boot from disk with OVMF as pflash code + variable store) with the serial console
+//! streamed to a log file. Used by `cargo xtask boot-smoke` and `boot-test`.
 //!
 //! KVM is used only when detected: `/dev/kvm` opens read-write AND a stopped probe VM
 //! (`-machine q35,accel=kvm -cpu host -S`) starts and quits. Otherwise TCG (`-cpu max`). `CVM_QEMU_ACCEL=kvm|tcg`
@@ -75,13 +75,18 @@ fn detect(sh: &Shell) -> (Accel, String) {
     }
 }
 
-/// A direct-kernel boot of a q35 VM with the serial console on stdout.
+/// A boot of a q35 VM with the serial console on stdout: direct kernel boot (`kernel`), or a
+/// UEFI boot from the attached disks (`kernel` `None`, firmware as `pflash`).
 #[derive(Debug, Clone)]
 pub struct Boot {
-    pub kernel: PathBuf,
+    /// `-kernel` (with `initrd` and `append`); `None`: the firmware boots from a disk.
+    pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
-    /// `-bios` image (a combined OVMF.fd); `None` = SeaBIOS.
+    /// `-bios` image (a combined OVMF.fd); `None` = SeaBIOS (or `pflash`).
     pub firmware: Option<PathBuf>,
+    /// OVMF as two pflash drives: code (read-only) and a variable store the guest may write
+    /// (give it a copy).
+    pub pflash: Option<(PathBuf, PathBuf)>,
     pub append: String,
     pub memory_mib: u32,
     /// Killed (and reported as failure) after this long.
@@ -98,19 +103,28 @@ fn command<'a>(sh: &'a Shell, b: &Boot, serial: &str) -> xshell::Cmd<'a> {
     let cpu = a.cpu();
     let mem = b.memory_mib.to_string();
     let t = b.timeout_secs.to_string();
-    let kernel = &b.kernel;
-    let append = &b.append;
     let mut args: Vec<String> = Vec::new();
     if let Some(fw) = &b.firmware {
         args.extend(["-bios".into(), fw.display().to_string()]);
     }
-    if let Some(i) = &b.initrd {
-        args.extend(["-initrd".into(), i.display().to_string()]);
+    if let Some((code, vars)) = &b.pflash {
+        args.extend([
+            "-drive".into(),
+            format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()),
+            "-drive".into(),
+            format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+        ]);
+    }
+    if let Some(k) = &b.kernel {
+        args.extend(["-kernel".into(), k.display().to_string(), "-append".into(), b.append.clone()]);
+        if let Some(i) = &b.initrd {
+            args.extend(["-initrd".into(), i.display().to_string()]);
+        }
     }
     args.extend(b.extra.iter().cloned());
     cmd!(
         sh,
-        "timeout -k 5 {t} {QEMU} -machine {machine} -cpu {cpu} -smp 1 -m {mem} -nodefaults -display none -serial {serial} -no-reboot -kernel {kernel} -append {append} {args...}"
+        "timeout -k 5 {t} {QEMU} -machine {machine} -cpu {cpu} -smp 1 -m {mem} -nodefaults -display none -serial {serial} -no-reboot {args...}"
     )
 }
 

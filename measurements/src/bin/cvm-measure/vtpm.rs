@@ -1,7 +1,9 @@
 //! `cvm-measure vtpm`: predict the vTPM PCRs 0, 4, 5, 7 and 9 (sha256 and sha384 banks) of a
-//! QEMU + OVMF direct kernel boot and the events behind them; with `--check-log`, compare a
-//! booted VM's TCG2 event log (and the PCRs its TPM reported) with the prediction, exit 1 naming
-//! the PCR and the event that differ.
+//! QEMU + OVMF boot and the events behind them: a direct kernel boot (`--kernel`, `--initrd`,
+//! `--cmdline`), or with `--vars` and `--disk` a UEFI boot of the disk by the first boot option
+//! of that variable store (the command line is the option's data). With `--check-log`, compare
+//! a booted VM's TCG2 event log (and the PCRs its TPM reported) with the prediction, exit 1
+//! naming the PCR and the event that differ.
 
 use crate::input::read;
 use std::collections::BTreeMap;
@@ -9,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cvm_measurements::eventlog::{event_type, EventLog};
-use cvm_measurements::vtpm::{self, Bank, PcrValues, VtpmBoot, VtpmMeasurement, BANKS};
+use cvm_measurements::vtpm::{
+    self, Bank, PcrValues, VtpmBoot, VtpmDiskBoot, VtpmMeasurement, BANKS,
+};
 use serde_json::{json, Map, Value};
 
 #[derive(clap::Args)]
@@ -17,15 +21,23 @@ pub struct Args {
     /// Unified OVMF.fd with TPM2 support (`-bios`), e.g. the built ovmf-vtpm firmware
     #[arg(long, value_name = "FILE")]
     firmware: PathBuf,
-    /// Kernel bzImage (`-kernel`)
+    /// Kernel bzImage (`-kernel`); with --disk: the EFI application the boot option starts
+    /// (the kernel on the ESP)
     #[arg(long, value_name = "FILE")]
     kernel: PathBuf,
     /// Initrd (`-initrd`)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "vars")]
     initrd: Option<PathBuf>,
     /// Kernel command line (`-append`); OVMF appends ` initrd=initrd` when an initrd is given
-    #[arg(long, value_name = "STRING", default_value = "")]
+    #[arg(long, value_name = "STRING", default_value = "", conflicts_with = "vars")]
     cmdline: String,
+    /// UEFI disk boot: the image's OVMF_VARS.fd (pflash unit 1); its first BootOrder entry is
+    /// what boots, its optional data the command line
+    #[arg(long, value_name = "FILE", requires = "disk")]
+    vars: Option<PathBuf>,
+    /// UEFI disk boot: the GPT disk image booted from (only its first MiB is read)
+    #[arg(long, value_name = "FILE", requires = "vars")]
+    disk: Option<PathBuf>,
     /// Print {"sha256":{"4":hex,...},"sha384":{...},"events":[...]} (lowercase hex)
     #[arg(long)]
     json: bool,
@@ -45,14 +57,35 @@ pub struct Args {
 pub fn run(a: Args) -> Result<i32> {
     let firmware = read(&a.firmware, "firmware")?;
     let kernel = read(&a.kernel, "kernel")?;
-    let initrd = a.initrd.as_deref().map(|p| read(p, "initrd")).transpose()?;
-    let m = vtpm::measure(&VtpmBoot {
-        firmware: &firmware,
-        kernel: &kernel,
-        initrd: initrd.as_deref(),
-        cmdline: &a.cmdline,
-    })
-    .context("computing vTPM PCRs")?;
+    let m = match (&a.vars, &a.disk) {
+        (Some(vars), Some(disk)) => {
+            let varstore = read(vars, "variable store")?;
+            let prefix = disk_prefix(disk)?;
+            vtpm::measure_disk(&VtpmDiskBoot {
+                firmware: &firmware,
+                varstore: &varstore,
+                loader: &kernel,
+                disk_prefix: &prefix,
+            })
+            .with_context(|| {
+                format!(
+                    "computing vTPM PCRs of a UEFI boot of {} with {}",
+                    disk.display(),
+                    vars.display()
+                )
+            })?
+        }
+        _ => {
+            let initrd = a.initrd.as_deref().map(|p| read(p, "initrd")).transpose()?;
+            vtpm::measure(&VtpmBoot {
+                firmware: &firmware,
+                kernel: &kernel,
+                initrd: initrd.as_deref(),
+                cmdline: &a.cmdline,
+            })
+            .context("computing vTPM PCRs")?
+        }
+    };
     if let Some(p) = &a.event_log_out {
         std::fs::write(p, m.to_event_log().to_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
@@ -70,6 +103,18 @@ pub fn run(a: Args) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The first MiB of a disk image: its protective MBR, GPT header and (where GPT tools put
+/// it) the partition entry array.
+fn disk_prefix(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("opening disk {}", path.display()))?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    f.take(1 << 20)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading disk {}", path.display()))?;
+    Ok(buf)
 }
 
 /// `{"sha256": {"4": hex, ...}, "sha384": {...}, "events": [...]}`; the events have the
