@@ -4,7 +4,9 @@
 //! For every capture: our parser reads the log back byte for byte, replaying it gives the PCRs
 //! the guest read from the TPM (0-9, both banks), and `vtpm::measure` over the same firmware,
 //! kernel, initrd and command line predicts PCRs 0, 4, 5, 7, 9 and each of their events (PCR 0
-//! for two independent firmware builds: ours and Debian's). The inputs
+//! for two independent firmware builds: ours and Debian's). The capture `ovmf-vtpm-uefi-disk`
+//! is a UEFI boot of the built disk (`"boot": "uefi-disk"`): `vtpm::measure_disk` over the
+//! firmware, the image's variable store, the kernel and the disk's first blocks. The inputs
 //! are the built image (`CVM_BUILT_OUT`, as `cargo xtask test` sets it) and the pinned fixtures
 //! (`CVM_FIXTURES`), checked against the sha256 each capture recorded. `tpm2_eventlog`
 //! (tpm2-tools), where installed, cross-checks our parse of every log.
@@ -16,7 +18,8 @@ use cvm_measurements::eventlog::event_type::{self, EV_EFI_BOOT_SERVICES_APPLICAT
 use cvm_measurements::eventlog::events::effective_cmdline;
 use cvm_measurements::eventlog::EventLog;
 use cvm_measurements::vtpm::{
-    self, check_log, compare_events, Bank, PcrValues, VtpmBoot, BANKS, PREDICTED_PCRS,
+    self, check_log, compare_events, Bank, PcrValues, VtpmBoot, VtpmDiskBoot, BANKS,
+    PREDICTED_PCRS,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,7 +28,7 @@ mod vtpm_common;
 use vtpm_common::{read_source, source_path, VECTORS};
 
 /// Every capture, as in capture.sh.
-const CAPTURES: [&str; 7] = [
+const CAPTURES: [&str; 8] = [
     "ovmf-vtpm",
     "ovmf-vtpm-cmdline-verity",
     "ovmf-vtpm-2g",
@@ -33,6 +36,7 @@ const CAPTURES: [&str; 7] = [
     "debian-ovmf",
     "debian-ovmf-debian-kernel",
     "ovmf-vtpm-no-initrd",
+    "ovmf-vtpm-uefi-disk",
 ];
 
 struct Capture {
@@ -131,12 +135,23 @@ fn predictions_match_every_capture_event_by_event() {
             "{name}"
         );
 
-        let m = vtpm::measure(&VtpmBoot {
-            firmware: &firmware,
-            kernel: &kernel,
-            initrd: initrd.as_deref(),
-            cmdline,
-        })
+        let uefi_disk = c.meta["boot"] == "uefi-disk";
+        let m = if uefi_disk {
+            let (vars, disk_prefix) = (input(&c, "vars"), input(&c, "disk_prefix"));
+            vtpm::measure_disk(&VtpmDiskBoot {
+                firmware: &firmware,
+                varstore: &vars,
+                loader: &kernel,
+                disk_prefix: &disk_prefix,
+            })
+        } else {
+            vtpm::measure(&VtpmBoot {
+                firmware: &firmware,
+                kernel: &kernel,
+                initrd: initrd.as_deref(),
+                cmdline,
+            })
+        }
         .unwrap_or_else(|e| panic!("{name}: {e}"));
 
         for bank in BANKS {
@@ -159,6 +174,12 @@ fn predictions_match_every_capture_event_by_event() {
                 if want.event_type == EV_EFI_BOOT_SERVICES_APPLICATION {
                     w[..8].fill(0);
                     g[..8].fill(0);
+                    if uefi_disk {
+                        // The firmware logs the expanded device path (PciRoot/Pci/HD/File:
+                        // where QEMU put the disk), the prediction the boot option's short
+                        // form: compare length and link-time address only.
+                        (w, g) = (w[8..24].to_vec(), g[8..24].to_vec());
+                    }
                 }
                 assert_eq!(
                     hex::encode(w),
@@ -223,6 +244,48 @@ fn a_wrong_input_is_caught_and_named() {
     })
     .unwrap();
     assert_eq!(moved(&m, &a), (vec![9], vec![(9, 0), (9, 1)]));
+}
+
+/// The UEFI disk boot capture tells its inputs apart too: a variable store whose boot option
+/// carries another command line moves PCR 9's LoadOptions, a disk with another GPT (one entry
+/// byte changed) PCR 5's GPT event, and nothing else.
+#[test]
+fn uefi_disk_boot_names_the_boot_option_and_the_gpt() {
+    use cvm_measurements::vtpm::disk_boot;
+    let c = load("ovmf-vtpm-uefi-disk");
+    let (firmware, kernel) = (input(&c, "firmware"), input(&c, "kernel"));
+    let (vars, disk_prefix) = (input(&c, "vars"), input(&c, "disk_prefix"));
+    let moved = |varstore: &[u8], disk_prefix: &[u8]| {
+        let m = vtpm::measure_disk(&VtpmDiskBoot {
+            firmware: &firmware,
+            varstore,
+            loader: &kernel,
+            disk_prefix,
+        })
+        .unwrap();
+        let check = check_log(&m, &c.log, &c.pcrs).unwrap();
+        assert!(check.replay.is_empty(), "{check}");
+        let pcrs: std::collections::BTreeSet<u32> = check.pcrs.iter().map(|p| p.pcr).collect();
+        let events: Vec<(u32, usize)> = check.events.iter().map(|e| (e.pcr, e.position)).collect();
+        (pcrs.into_iter().collect::<Vec<_>>(), events)
+    };
+    assert_eq!(moved(&vars, &disk_prefix), (vec![], vec![]));
+    // The build's own store is what the firmware's NV volume plus the boot option gives.
+    let option = disk_boot::first_boot_option(&vars).unwrap();
+    let hd = &option.file_path_list[4..42];
+    let esp = disk_boot::EspPartition {
+        number: u32::from_le_bytes(hd[..4].try_into().unwrap()),
+        start_lba: u64::from_le_bytes(hd[4..12].try_into().unwrap()),
+        size_lba: u64::from_le_bytes(hd[12..20].try_into().unwrap()),
+        guid: cvm_measurements::guid::EfiGuid(hd[20..36].try_into().unwrap()),
+    };
+    let cmdline = c.meta["cmdline"].as_str().unwrap();
+    assert_eq!(disk_boot::image_varstore(&firmware, &esp, cmdline).unwrap(), vars);
+    let other = disk_boot::image_varstore(&firmware, &esp, "console=ttyS0").unwrap();
+    assert_eq!(moved(&other, &disk_prefix), (vec![9], vec![(9, 0)]));
+    let mut gpt = disk_prefix.clone();
+    gpt[2 * 512 + 56] ^= 1; // a byte of the first entry's name
+    assert_eq!(moved(&vars, &gpt), (vec![5], vec![(5, 1)]));
 }
 
 /// tpm2-tools' `tpm2_eventlog` (an independent parser) reads the same events and replays them
