@@ -7,8 +7,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The schema this crate writes and reads; any other version is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this crate writes. History:
+/// - 1: first version.
+/// - 2: `vtpm.boot` (how the vTPM prediction's VM boots: absent = direct kernel boot,
+///   `uefi-disk` = the firmware boots the `disk` artefact by the `uefi-vars` boot option).
+///
+/// Version 1 documents are read too (a subset); any other version is refused.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema this crate reads.
+pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
 /// The manifest's file name in the output directory (also its in-toto subject name).
 pub const FILE_NAME: &str = "manifest.json";
 /// [`VtpmMeasurements::boot`] of a UEFI boot of the disk.
@@ -379,13 +386,19 @@ impl Manifest {
 
     /// Check the invariants a written or read manifest must hold.
     pub fn check(&self) -> Result<(), ManifestError> {
-        if self.schema_version != SCHEMA_VERSION {
+        if !(OLDEST_READABLE_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&self.schema_version) {
             return Err(field_err(
                 "schema_version",
                 format!(
-                    "{} is not supported (this build reads {SCHEMA_VERSION})",
+                    "{} is not supported (this build reads {OLDEST_READABLE_SCHEMA_VERSION} to {SCHEMA_VERSION})",
                     self.schema_version
                 ),
+            ));
+        }
+        if self.schema_version < 2 && self.vtpm.as_ref().is_some_and(|v| v.boot.is_some()) {
+            return Err(field_err(
+                "vtpm.boot",
+                format!("appeared in schema 2, the manifest says {}", self.schema_version),
             ));
         }
         if self.image.name.is_empty() {
@@ -611,6 +624,28 @@ mod tests {
         let v: Value = serde_json::from_slice(&plain).unwrap();
         assert!(v.get("vtpm").is_none(), "{v}");
         assert_eq!(Manifest::from_bytes(&plain).unwrap().vtpm, None);
+        // A schema 1 manifest (no `vtpm.boot`) still reads; one that uses `boot` does not.
+        let mut v1 = m.clone();
+        v1.schema_version = 1;
+        assert!(Manifest::from_bytes(&v1.to_bytes().unwrap()).is_ok());
+        let mut v1_boot = v1.clone();
+        v1_boot.artefacts.push(Artefact {
+            role: role::UEFI_VARS.into(),
+            path: "disk/uefi-vars.fd".into(),
+            sha256: "ab".repeat(32),
+            size: 1,
+        });
+        v1_boot.artefacts.push(Artefact {
+            role: role::DISK.into(),
+            path: "disk/disk.raw".into(),
+            sha256: "cd".repeat(32),
+            size: 1,
+        });
+        v1_boot.vtpm.as_mut().unwrap().boot = Some(VTPM_BOOT_UEFI_DISK.into());
+        let e = v1_boot.check().unwrap_err();
+        assert!(e.to_string().contains("vtpm.boot"), "{e}");
+        v1_boot.schema_version = 2;
+        v1_boot.check().unwrap();
 
         type Edit = Box<dyn Fn(&mut VtpmMeasurements)>;
         let cases: Vec<(Edit, &str)> = vec![
@@ -681,7 +716,8 @@ mod tests {
     #[test]
     fn refuses_bad_manifests() {
         let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
-            (Box::new(|m| m.schema_version = 2), "schema_version"),
+            (Box::new(|m| m.schema_version = 3), "schema_version"),
+            (Box::new(|m| m.schema_version = 0), "schema_version"),
             (
                 Box::new(|m| m.artefacts[0].path = "/abs/rootfs".into()),
                 "artefacts[0].path",
