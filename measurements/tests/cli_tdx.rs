@@ -223,6 +223,29 @@ fn find_qemu() -> PathBuf {
         })
 }
 
+/// `tdx --json` for the §5.2 s1m2048 shape (1 vCPU, 2 GiB) and payload (`k1`, the zero
+/// `initrd`, CMDLINE), its ACPI tables captured by `qemu`.
+fn qemu_argv<'a>(o1: &'a str, k1: &'a str, initrd: &'a str, qemu: &'a str) -> Vec<&'a str> {
+    vec![
+        "tdx",
+        "--firmware",
+        o1,
+        "--cpus",
+        "1",
+        "--memory",
+        "2048M",
+        "--kernel",
+        k1,
+        "--initrd",
+        initrd,
+        "--cmdline",
+        CMDLINE,
+        "--qemu",
+        qemu,
+        "--json",
+    ]
+}
+
 #[test]
 fn qemu_capture_matches_vectors_and_is_cached() {
     use std::os::unix::fs::PermissionsExt;
@@ -244,29 +267,11 @@ fn qemu_capture_matches_vectors_and_is_cached() {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cache = dir.join("xdg-cache");
     let _ = std::fs::remove_dir_all(&cache);
-    let k1 = fixture("K1");
-    let o1 = fixture("O1");
-    let argv = [
-        "tdx",
-        "--firmware",
-        &o1,
-        "--cpus",
-        "1",
-        "--memory",
-        "2048M",
-        "--kernel",
-        &k1,
-        "--initrd",
-        &initrd,
-        "--cmdline",
-        CMDLINE,
-        "--qemu",
-        wrapper.to_str().unwrap(),
-        "--json",
-    ];
+    let (k1, o1) = (fixture("K1"), fixture("O1"));
+    let argv = qemu_argv(&o1, &k1, &initrd, wrapper.to_str().unwrap());
     let run_cached = || {
         Command::new(BIN)
-            .args(argv)
+            .args(&argv)
             .env("XDG_CACHE_HOME", &cache)
             .output()
             .unwrap()
@@ -369,6 +374,161 @@ fn qemu_capture_of_other_shapes_matches_the_design_note_hashes() {
         let got = (sha(&cap.join("table-loader")), sha(&cap.join("rsdp")), sha(&cap.join("tables")));
         assert_eq!(got, (loader.into(), rsdp.into(), tables.into()), "ACPI capture for {cpus} vCPU, {mem}");
     }
+}
+
+/// `--machine` is the capture's `-machine` argument: the default, implicit or spelt out, is the
+/// §5.2 shape (one cache entry, the s1m2048 vector on the vectors' QEMU); `hpet=on` is another
+/// capture whose tables gain an HPET, so RTMR0 differs while MRTD and RTMR1-3 do not.
+#[test]
+fn qemu_capture_follows_machine() {
+    let dir = scratch("machine");
+    let initrd = zero_initrd(&dir);
+    let (k1, o1, qemu) = (fixture("K1"), fixture("O1"), find_qemu());
+    let cache = dir.join("xdg");
+    let _ = std::fs::remove_dir_all(&cache);
+    let measure_with = |machine: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(qemu_argv(&o1, &k1, &initrd, qemu.to_str().unwrap()))
+            .env("XDG_CACHE_HOME", &cache);
+        if let Some(m) = machine {
+            c.args(["--machine", m]);
+        }
+        let o = c.output().unwrap();
+        let v: serde_json::Value = serde_json::from_str(ok_stdout(&o).trim()).unwrap();
+        (v, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // The capture directory whose argv.json has this -machine argument, and its QEMU version.
+    let capture_of = |machine: &str| {
+        let root = cache.join("cvm-image/acpi");
+        let found: Vec<(PathBuf, String)> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter_map(|d| {
+                let meta: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(d.join("argv.json")).ok()?).ok()?;
+                (meta["argv"][0] == "-machine" && meta["argv"][1] == machine)
+                    .then(|| (d, meta["version"].as_str().unwrap().to_string()))
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one capture for -machine {machine} in {}",
+            root.display()
+        );
+        found.into_iter().next().unwrap()
+    };
+    let has_hpet = |d: &std::path::Path| {
+        std::fs::read(d.join("tables"))
+            .unwrap()
+            .windows(4)
+            .any(|w| w == b"HPET")
+    };
+
+    let (default, _) = measure_with(None);
+    let (spelt, err) = measure_with(Some("q35,smm=off,pic=off,hpet=off"));
+    assert_eq!(
+        spelt, default,
+        "--machine spelling out the default changes nothing"
+    );
+    assert!(
+        err.contains("ACPI capture: cached"),
+        "the default's cache entry is reused: {err}"
+    );
+    let (hpet, err) = measure_with(Some("q35,smm=off,pic=off,hpet=on"));
+    assert!(
+        err.contains("ACPI capture: ran"),
+        "hpet=on is a new capture: {err}"
+    );
+
+    let (off_dir, version) = capture_of("q35,smm=off,pic=off,hpet=off");
+    let (on_dir, _) = capture_of("q35,smm=off,pic=off,hpet=on");
+    assert!(!has_hpet(&off_dir), "hpet=off tables have no HPET");
+    assert!(
+        has_hpet(&on_dir),
+        "hpet=on tables have an HPET: the flag reached QEMU"
+    );
+    assert_ne!(
+        std::fs::read(off_dir.join("tables")).unwrap(),
+        std::fs::read(on_dir.join("tables")).unwrap()
+    );
+    assert_ne!(
+        hpet["rtmr0"], default["rtmr0"],
+        "other ACPI tables, other RTMR0"
+    );
+    for r in ["mrtd", "rtmr1", "rtmr2", "rtmr3"] {
+        assert_eq!(hpet[r], default[r], "{r} does not depend on ACPI");
+    }
+    assert_eq!(default["mrtd"], MRTD);
+    if version == VECTOR_QEMU {
+        assert_eq!(
+            default["rtmr0"], RTMR0,
+            "the default is the §5.2 s1m2048 shape"
+        );
+        for f in ["table-loader", "rsdp", "tables"] {
+            assert!(
+                std::fs::read(off_dir.join(f)).unwrap()
+                    == std::fs::read(PathBuf::from(ACPI_S1M2048).join(f)).unwrap(),
+                "{f} differs from shared/vectors/acpi/s1m2048"
+            );
+        }
+    } else {
+        eprintln!(
+            "installed {version} is not the vectors' {VECTOR_QEMU}: not comparing with s1m2048"
+        );
+    }
+}
+
+/// Invalid `--machine` values are refused by argument parsing (exit 2, the message names
+/// `--machine` and the reason) before any input is read or QEMU runs; `--machine` with
+/// `--acpi-dir` is refused too (it would be ignored).
+#[test]
+fn invalid_machine_is_refused_naming_the_flag() {
+    let base = [
+        "tdx",
+        "--firmware",
+        "/nonexistent/OVMF.fd",
+        "--cpus",
+        "1",
+        "--memory",
+        "2G",
+        "--kernel",
+        "/nonexistent/bzImage",
+        "--json",
+    ];
+    for (bad, why) in [
+        ("", "empty"),
+        ("q35 hpet=on", "whitespace"),
+        ("q35,accel=kvm", "TCG"),
+        ("q35,,hpet=on", "empty option"),
+        ("q35,hpet", "KEY=VALUE"),
+        ("pc,hpet=off", "not q35"),
+        ("q35,confidential-guest-support=tdx0", "TDX object"),
+    ] {
+        let mut argv = base.to_vec();
+        argv.extend(["--qemu", "/nonexistent/qemu", "--machine", bad]);
+        let o = run(&argv);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "--machine {bad:?}: {err}");
+        assert!(o.stdout.is_empty());
+        assert!(
+            err.contains("--machine") && err.contains(why),
+            "--machine {bad:?}: {err}"
+        );
+        assert!(
+            !err.contains("nonexistent"),
+            "refused before reading inputs: {err}"
+        );
+    }
+    let mut argv = base.to_vec();
+    argv.extend(["--acpi-dir", ACPI_S1M2048, "--machine", "q35,hpet=on"]);
+    let o = run(&argv);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--machine") && err.contains("--acpi-dir"),
+        "{err}"
+    );
 }
 
 /// QEMU 10.0: the firmware probe (does O1 read `etc/boot/kernel`? yes) decides RTMR1, and its

@@ -5,6 +5,11 @@
 //! the first ACPI file is selected, kick the DMAs through port 0x514/0x518 and read the buffers
 //! back with `pmemsave`. No firmware runs, and no KVM, TDX or qtest is needed.
 //!
+//! The shape argv is `-machine MACHINE -cpu qemu64 -smp N -m M -nodefaults`, where MACHINE is
+//! `--machine` (the whole `-machine` argument: a q35 type and its options, default
+//! [`DEFAULT_MACHINE`]); the capture itself adds `-S -accel tcg`, the display, QMP and the
+//! `loader` device. Machine options such as `hpet=on` change the ACPI tables (and RTMR0).
+//!
 //! Captures are cached by (QEMU version, shape argv) in
 //! `$XDG_CACHE_HOME/cvm-image/acpi/<sha256>/` (`table-loader`, `rsdp`, `tables`, `argv.json`), a
 //! directory usable as `--acpi-dir`. A cache hit runs only `QEMU --version`, never a VM.
@@ -36,11 +41,71 @@ const FILES: [(&str, &str); 3] = [
     ("etc/acpi/tables", "tables"),
 ];
 
-/// The argv that determines the ACPI tables (design note §5.2): q35 with SMM, PIC and HPET off.
-fn shape_argv(cpus: u32, memory_mib: u64) -> Vec<String> {
+/// The default `--machine`: q35 with SMM, PIC and HPET off, the shape of the design note §5.2
+/// vectors (and the only machine the capture used before `--machine` existed, so cache entries
+/// made then are still hit).
+pub const DEFAULT_MACHINE: &str = "q35,smm=off,pic=off,hpet=off";
+
+/// Clap value parser for `--machine`: a whole `-machine` argument, `TYPE[,KEY=VALUE...]` (or
+/// `type=TYPE,...`). Refused: empty values or options, whitespace, a machine type other than q35
+/// (the capture programs the Q35 MCH/ICH9 and the model assumes q35's RAM layout), `accel=` (the
+/// capture runs under TCG itself) and `confidential-guest-support=` (no TDX object exists under
+/// TCG, and the capture needs only the options that shape ACPI, such as `hpet=`).
+pub fn parse_machine(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("empty: expected a -machine argument like q35,smm=off,pic=off,hpet=off".into());
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err(
+            "contains whitespace: give one -machine argument, options separated by commas".into(),
+        );
+    }
+    let mut ty = None;
+    for (i, opt) in s.split(',').enumerate() {
+        if opt.is_empty() {
+            return Err(format!("empty option in {s:?} (`,,` is not allowed)"));
+        }
+        let (key, value) = match opt.split_once('=') {
+            None if i == 0 => {
+                ty = Some(opt);
+                continue;
+            }
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => (k, v),
+            _ => return Err(format!("option {opt:?} is not KEY=VALUE")),
+        };
+        match key {
+            "type" => ty = Some(value),
+            "accel" => {
+                return Err(format!(
+                    "{opt:?}: the ACPI capture always runs under TCG (-accel tcg); leave accel= out"
+                ))
+            }
+            "confidential-guest-support" => {
+                return Err(format!(
+                    "{opt:?}: the ACPI capture runs under TCG without a TDX object; leave it out \
+                     (the capture needs the options that shape ACPI, such as hpet=)"
+                ))
+            }
+            _ => {}
+        }
+    }
+    match ty {
+        Some(t) if t == "q35" || t.starts_with("pc-q35-") => Ok(s.to_string()),
+        Some(t) => Err(format!(
+            "machine type {t:?} is not q35 (q35 or pc-q35-X.Y): TDX and the capture need q35"
+        )),
+        None => Err(format!(
+            "{s:?} names no machine type: start with q35 (or pc-q35-X.Y)"
+        )),
+    }
+}
+
+/// The argv that determines the ACPI tables (design note §5.2): the `-machine` argument (already
+/// checked by [`parse_machine`]), CPU model, vCPU count and memory.
+fn shape_argv(machine: &str, cpus: u32, memory_mib: u64) -> Vec<String> {
     [
         "-machine",
-        "q35,smm=off,pic=off,hpet=off",
+        machine,
         "-cpu",
         "qemu64",
         "-smp",
@@ -94,14 +159,14 @@ fn cache_key(version: &str, argv: &[String]) -> String {
 }
 
 /// Return a directory holding `table-loader`, `rsdp` and `tables` for this shape, capturing it
-/// with `qemu` on a cache miss.
-pub fn acpi_dir(qemu: &Path, cpus: u32, memory_bytes: u64) -> Result<PathBuf> {
+/// with `qemu` on a cache miss. `machine` is the `-machine` argument ([`parse_machine`]).
+pub fn acpi_dir(qemu: &Path, machine: &str, cpus: u32, memory_bytes: u64) -> Result<PathBuf> {
     const MIB: u64 = 1 << 20;
     if !memory_bytes.is_multiple_of(MIB) || memory_bytes < 64 * MIB {
         bail!("--qemu capture needs --memory as a whole number of MiB, at least 64M (got {memory_bytes} bytes)");
     }
     let version = qemu_version(qemu)?;
-    let argv = shape_argv(cpus, memory_bytes / MIB);
+    let argv = shape_argv(machine, cpus, memory_bytes / MIB);
     let root = cache_root()?;
     let dir = root.join(cache_key(&version, &argv));
     if FILES.iter().all(|(_, f)| dir.join(f).is_file()) && dir.join("argv.json").is_file() {
@@ -346,7 +411,10 @@ fn capture(qemu: &Path, argv: &[String]) -> Result<Vec<Vec<u8>>> {
             &n[..end] == name.as_bytes()
         });
         let Some(e) = entry else {
-            bail!("QEMU's fw_cfg has no {name}: not a q35 machine with ACPI?");
+            bail!(
+                "QEMU's fw_cfg has no {name} with -machine {}: ACPI turned off?",
+                argv[1]
+            );
         };
         let size = u32::from_be_bytes(e[0..4].try_into().unwrap());
         let key = u16::from_be_bytes(e[4..6].try_into().unwrap());
@@ -382,12 +450,46 @@ mod tests {
 
     #[test]
     fn cache_key_depends_on_version_and_argv() {
-        let a = shape_argv(1, 2048);
+        let a = shape_argv(DEFAULT_MACHINE, 1, 2048);
+        // The argv (hence the cache key) of the default is what it was before --machine.
         assert_eq!(
             a.join(" "),
             "-machine q35,smm=off,pic=off,hpet=off -cpu qemu64 -smp 1 -m 2048 -nodefaults"
         );
         assert_ne!(cache_key("v1", &a), cache_key("v2", &a));
-        assert_ne!(cache_key("v1", &a), cache_key("v1", &shape_argv(1, 1024)));
+        assert_ne!(
+            cache_key("v1", &a),
+            cache_key("v1", &shape_argv(DEFAULT_MACHINE, 1, 1024))
+        );
+        let hpet = shape_argv("q35,smm=off,pic=off,hpet=on", 1, 2048);
+        assert_ne!(cache_key("v1", &a), cache_key("v1", &hpet));
+    }
+
+    #[test]
+    fn machine_values() {
+        for ok in [
+            DEFAULT_MACHINE,
+            "q35",
+            "pc-q35-10.0,smm=off",
+            "type=q35,hpet=on",
+            "q35,smm=off,pic=off,hpet=off,kernel-irqchip=split",
+        ] {
+            assert_eq!(parse_machine(ok).as_deref(), Ok(ok));
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("q35, hpet=on", "whitespace"),
+            ("q35,hpet=on\n", "whitespace"),
+            ("q35,,hpet=on", "empty option"),
+            ("q35,hpet", "KEY=VALUE"),
+            ("q35,=on", "KEY=VALUE"),
+            ("q35,accel=kvm", "TCG"),
+            ("q35,confidential-guest-support=tdx0", "TDX object"),
+            ("pc,hpet=off", "not q35"),
+            ("hpet=off", "no machine type"),
+        ] {
+            let e = parse_machine(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 }

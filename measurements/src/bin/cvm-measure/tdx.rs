@@ -73,6 +73,11 @@ struct MeasureArgs {
     /// $XDG_CACHE_HOME/cvm-image/acpi/<sha256 of version+argv>/
     #[arg(long, value_name = "PATH", conflicts_with = "acpi_dir")]
     qemu: Option<PathBuf>,
+    /// With --qemu: the whole `-machine` argument of the capture, a q35 type and its options
+    /// (they change the ACPI tables, hence RTMR0); no accel= (the capture runs under TCG)
+    #[arg(long, value_name = "TYPE,OPTS", default_value = crate::qemu_acpi::DEFAULT_MACHINE,
+          value_parser = crate::qemu_acpi::parse_machine, conflicts_with = "acpi_dir")]
+    machine: String,
     /// Page-add order of the host (default: from --qemu-version, >= 9 single, 8.x two-pass)
     #[arg(long, value_enum)]
     page_order: Option<PageOrder>,
@@ -114,7 +119,6 @@ pub fn run(args: Args) -> Result<i32> {
     }
 }
 
-
 fn run_measure(a: MeasureArgs) -> Result<i32> {
     let (Some(fw_path), Some(cpus), Some(memory), Some(kernel_path)) =
         (&a.firmware, a.cpus, a.memory, &a.kernel)
@@ -126,7 +130,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     let initrd = a.initrd.as_deref().map(|p| read(p, "initrd")).transpose()?;
     let dir = match (&a.acpi_dir, &a.qemu) {
         (Some(d), _) => d.clone(),
-        (None, Some(q)) => crate::qemu_acpi::acpi_dir(q, cpus, memory)?,
+        (None, Some(q)) => crate::qemu_acpi::acpi_dir(q, &a.machine, cpus, memory)?,
         (None, None) => bail!("one of --acpi-dir or --qemu is required"),
     };
     let dir = &dir;
