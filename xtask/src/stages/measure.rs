@@ -4,8 +4,9 @@
 //!
 //! - SNP: `cvm-measure snp --mode snp --json` with the `ovmf-snp` firmware, kernel and command
 //!   line, one entry per vCPU count: `{vcpus, vcpu_sig, guest_features, policy, launch_digest}`.
-//! - TDX: `cvm-measure tdx --qemu ... --json` with the `ovmf-tdx` firmware (ACPI captured by
-//!   QEMU under TCG, cached by cvm-measure), one entry per vCPU count:
+//! - TDX: `cvm-measure tdx --qemu ... --machine MACHINE --json` with the `ovmf-tdx` firmware
+//!   (ACPI captured by QEMU under TCG for the shape's `machine` and `machine_flags`, cached by
+//!   cvm-measure), one entry per vCPU count:
 //!   `{vcpus, mrtd, rtmr0..rtmr3}`. A failed prediction is recorded as `{vcpus, error}` and
 //!   does not fail the build.
 //! - vTPM PCRs, once per image (they do not depend on vCPUs or memory): `cvm-measure vtpm
@@ -241,6 +242,15 @@ fn tdx(
     }
 }
 
+/// The shape's `-machine` argument for the ACPI capture: the type, then the flags in order
+/// (`q35,smm=off,pic=off,hpet=off`).
+fn machine_arg(s: &Shape) -> String {
+    std::iter::once(s.machine.as_str())
+        .chain(s.machine_flags.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn tdx_values(
     sh: &Shell,
     bin: &Path,
@@ -258,9 +268,10 @@ fn tdx_values(
         Some(PageOrder::SinglePass) => vec!["--page-order", "single"],
         Some(PageOrder::TwoPass) => vec!["--page-order", "two-pass"],
     };
+    let machine = machine_arg(s);
     let o = cmd!(
         sh,
-        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --qemu-version {qemu_version} {order...} --json"
+        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} --qemu-version {qemu_version} {order...} --json"
     )
     .ignore_status()
     .quiet()
@@ -320,6 +331,21 @@ mod tests {
             assert!(e.get("mrtd").is_none());
         }
         assert!(m.snp.is_none() && m.vtpm.is_none());
+    }
+
+    /// The default spec's shapes capture with cvm-measure's default machine (the §5.2 shape),
+    /// and the flags follow the type in spec order.
+    #[test]
+    fn machine_arg_joins_type_and_flags() {
+        let spec = cvm_image_spec::ImageSpec::default_spec();
+        for s in &spec.shapes {
+            assert_eq!(machine_arg(s), "q35,smm=off,pic=off,hpet=off", "{}", s.name);
+        }
+        let mut s = spec.shapes[0].clone();
+        s.machine_flags = vec!["hpet=on".into(), "kernel-irqchip=split".into()];
+        assert_eq!(machine_arg(&s), "q35,hpet=on,kernel-irqchip=split");
+        s.machine_flags.clear();
+        assert_eq!(machine_arg(&s), "q35");
     }
 
     /// `cvm-measure vtpm --json` output becomes a `vtpm` block that passes the manifest's checks
