@@ -115,6 +115,7 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
         }
     };
     stage.step("manifest");
+    record_tools(sh, &want, &mut b)?;
     let initdata = initdata_digest(&root, &loaded.spec, &mut b)?;
     let mut manifest = assemble(&loaded.spec, b, cmdline, shapes);
     manifest.vtpm = vtpm;
@@ -398,6 +399,45 @@ fn build_disk(out: &Path, b: &mut Built) -> Result<()> {
     b.artefacts.push(describe(out, role::DISK, &d.disk)?);
     b.artefacts.push(describe(out, "esp", &d.esp)?);
     b.disk = Some(d);
+    Ok(())
+}
+
+/// The build tools of the stages that ran as inputs `tool:<name>`: the sha256 of the executable
+/// and its version line (the same tools and versions that key the stage caches). The Rust
+/// toolchain that builds the agent is `tool:rustc` (the real binary, not the rustup proxy).
+fn record_tools(sh: &Shell, want: &dyn Fn(&str) -> bool, b: &mut Built) -> Result<()> {
+    let mut tools_used: BTreeMap<String, String> = BTreeMap::new();
+    if want("kernel") && b.kernel.is_some() {
+        tools_used.extend(tools::make::toolchain_versions(sh)?);
+    }
+    if want("firmware") && !b.firmware.is_empty() {
+        tools_used.extend(tools::edk2::toolchain_versions(sh)?);
+    }
+    if want("rootfs") && b.rootfs.is_some() {
+        tools_used.insert("mkosi".into(), tools::mkosi::version(sh)?);
+        tools_used.insert("mkfs.erofs".into(), tools::erofs::version(sh)?);
+    }
+    for (prog, version) in tools_used {
+        // `/usr/bin/python3` (edk2's pinned interpreter) is named `python3`: no paths in names.
+        let exe = tools::executable(&prog)?;
+        let name = Path::new(&prog).file_name().map_or(prog.clone(), |n| n.to_string_lossy().into_owned());
+        b.inputs.push(Input {
+            name: format!("tool:{name}"),
+            sha256: tools::sha256_file(&exe)?,
+            // The first line: name and version (edk2's key joins three lines).
+            version: Some(version.split(" / ").next().unwrap_or_default().to_string()),
+        });
+    }
+    if want("rootfs") && b.rootfs.is_some() {
+        let sysroot = xshell::cmd!(sh, "rustc --print sysroot").quiet().read().context("rustc --print sysroot")?;
+        let rustc = PathBuf::from(sysroot.trim()).join("bin/rustc");
+        let version = xshell::cmd!(sh, "rustc --version").quiet().read().context("rustc --version")?;
+        b.inputs.push(Input {
+            name: "tool:rustc".into(),
+            sha256: tools::sha256_file(&rustc)?,
+            version: Some(version.trim().to_string()),
+        });
+    }
     Ok(())
 }
 

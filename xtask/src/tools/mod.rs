@@ -63,6 +63,18 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// The executable `prog` resolves to on `PATH` (symlinks followed), e.g. `gcc` →
+/// `/usr/bin/x86_64-linux-gnu-gcc-12`.
+pub fn executable(prog: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{prog} is not on PATH (run `cargo xtask install build`)"))?
+        .canonicalize()
+        .with_context(|| format!("resolving {prog}"))
+}
+
 /// Write `bytes` to `path` atomically (temp file in the same directory, then rename), so a
 /// failed run never leaves a half-written artefact.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
