@@ -206,12 +206,28 @@ fn shape(c: &mut Check, spec: &ImageSpec, at: KeyPath, s: &Shape) {
     }
     c.name(at.key("machine"), &s.machine);
     for (i, f) in s.machine_flags.iter().enumerate() {
-        if f.is_empty() || f.contains([',', ' ']) {
+        if f.is_empty() || f.contains([',', ' ']) || !f.contains('=') {
             c.err(
                 at.key("machine_flags").index(i),
                 format!("{f:?}: one `key=value` per entry, no commas or spaces"),
             );
+        } else if f.starts_with("accel=") || f.starts_with("confidential-guest-support=") {
+            // The ACPI capture runs the shape under TCG without a TDX object; the launch adds
+            // both itself.
+            c.err(
+                at.key("machine_flags").index(i),
+                format!("{f:?}: the accelerator and the confidential-guest object are not part of a shape"),
+            );
         }
+    }
+    if tees.contains(&Tee::Tdx)
+        && s.machine != "q35"
+        && !s.machine.strip_prefix("pc-q35-").is_some_and(|v| !v.is_empty())
+    {
+        c.err(
+            at.key("machine"),
+            format!("{:?}: TDX shapes are modelled on q35 (\"q35\" or \"pc-q35-X.Y\")", s.machine),
+        );
     }
     if tees.contains(&Tee::Snp) {
         if s.guest_features & 1 == 0 {

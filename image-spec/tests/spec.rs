@@ -246,7 +246,7 @@ fn semantic_problems_are_all_reported_with_lines() {
         .replace("{dm_table}", "{roothash}")
         .replace("cpu = \"EPYC-Genoa\"", "cpu = \"EPYC-Bergamo\"")
         .replace("qemu_version = \"10.0\"\nmachine = \"q35\"\nmachine_flags = [\"smm=off\", \"pic=off\", \"hpet=off\"]\nguest_features = 0x1\nsnp_policy = 0x30000\n\n[kernel]",
-                 "qemu_version = \"ten\"\nmachine = \"q35\"\nmachine_flags = [\"smm=off\", \"pic=off\", \"hpet=off\"]\nguest_features = 0x1\nsnp_policy = 0x30000\n\n[kernel]")
+                 "qemu_version = \"ten\"\nmachine = \"pc-i440fx-9.2\"\nmachine_flags = [\"smm=off\", \"accel=kvm\", \"hpet\"]\nguest_features = 0x1\nsnp_policy = 0x30000\n\n[kernel]")
         .replace("variants = [\"intel-tdx\", \"amd-sev\", \"ovmf-vtpm\"]", "variants = [\"intel-tdx\", \"amd-sev\"]");
     let errs = errors(&text);
     let at = |needle: &str, key: &str, msg: &str| {
@@ -263,6 +263,21 @@ fn semantic_problems_are_all_reported_with_lines() {
         "qemu_version = \"ten\"",
         "[[shape]][1].qemu_version",
         "not a QEMU version",
+    );
+    at(
+        "machine = \"pc-i440fx-9.2\"",
+        "[[shape]][1].machine",
+        "TDX shapes are modelled on q35",
+    );
+    at(
+        "\"accel=kvm\"",
+        "[[shape]][1].machine_flags[1]",
+        "not part of a shape",
+    );
+    at(
+        "\"accel=kvm\"",
+        "[[shape]][1].machine_flags[2]",
+        "one `key=value` per entry",
     );
     at(
         "tees =",
@@ -304,7 +319,7 @@ fn semantic_problems_are_all_reported_with_lines() {
             .any(|e| e.starts_with(&format!("{FILE}: [signing]: a production image"))),
         "{errs:#?}"
     );
-    assert_eq!(errs.len(), 11, "{errs:#?}");
+    assert_eq!(errs.len(), 14, "{errs:#?}");
 }
 
 #[test]
