@@ -13,6 +13,8 @@ use cvm_measurements::snp::{svsm_launch_digest, LaunchParams, SevFirmware, SevHa
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // A variable store handed to `cvm-measure vtpm --vars`, and the boot option in it.
+    let _ = cvm_measurements::vtpm::disk_boot::first_boot_option(data);
     let _ = FooterTable::parse(data);
     let _ = OvmfSevInfo::parse(data);
     let svsm = SvsmImage::parse(data);

@@ -1,5 +1,7 @@
 //! Fuzz target `gpt`: arbitrary bytes as a disk through `cvm_rootfs::gpt_read::read` and
-//! `Gpt::layout` (a disk image handed to a verifier is untrusted input). Any panic is a bug.
+//! `Gpt::layout`, and as the disk prefix `cvm-measure vtpm --disk` reads through
+//! `cvm_measurements::vtpm::disk_boot::gpt_event` (a disk image handed to a verifier is
+//! untrusted input). Any panic is a bug.
 //!
 //! Two passes per input:
 //! 1. the bytes as the whole disk;
@@ -14,6 +16,7 @@
 
 #![no_main]
 
+use cvm_measurements::vtpm::disk_boot::gpt_event;
 use cvm_rootfs::gpt_read::{self, crc32, MIN_DISK_SECTORS};
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
@@ -49,6 +52,7 @@ fn reseal(d: &mut [u8], h: usize) {
 
 fuzz_target!(|data: &[u8]| {
     let _ = gpt_read::read(&mut Cursor::new(data)).map(|g| g.layout());
+    let _ = gpt_event(data);
 
     let (Some(&mode), Some(&extra)) = (data.first(), data.get(1)) else { return };
     let sectors = MIN_DISK_SECTORS as usize + usize::from(extra);
@@ -73,4 +77,5 @@ fuzz_target!(|data: &[u8]| {
         reseal(&mut d, last * S);
     }
     let _ = gpt_read::read(&mut Cursor::new(&d)).map(|g| g.layout());
+    let _ = gpt_event(&d);
 });
