@@ -94,6 +94,11 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
     stage.step("measurements per shape");
     let (shapes, vtpm) = match (&b.kernel, want("measure")) {
         (Some(k), true) => {
+            // Event logs of shapes the spec no longer has must not linger among the outputs.
+            let logs = out.join("measurements");
+            if logs.exists() {
+                std::fs::remove_dir_all(&logs).with_context(|| format!("removing {}", logs.display()))?;
+            }
             let bin = measure::cvm_measure(sh, &root)?;
             let mi = measure::MeasureInputs {
                 kernel: k,
@@ -103,6 +108,7 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
                 ovmf_tdx: b.firmware.get(role::OVMF_TDX).map(PathBuf::as_path),
                 ovmf_vtpm: b.firmware.get(role::OVMF_VTPM).map(PathBuf::as_path),
                 uefi_disk: b.uefi_vars.as_deref().zip(b.disk.as_ref().map(|d| d.disk.as_path())),
+                out_dir: &out,
             };
             (
                 measure::shapes(sh, &bin, &loaded.spec.shapes, &mi)?,
@@ -116,6 +122,15 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
     };
     stage.step("manifest");
     record_tools(sh, &want, &mut b)?;
+    // The predicted TDX event logs, one artefact per shape and vCPU count.
+    for s in &shapes {
+        for e in s.tdx.as_ref().and_then(serde_json::Value::as_array).into_iter().flatten() {
+            if let (Some(rel), Some(n)) = (e["event_log"].as_str(), e["vcpus"].as_u64()) {
+                let role = format!("tdx-event-log.{}.{n}", s.name);
+                b.artefacts.push(describe(&out, &role, &out.join(rel))?);
+            }
+        }
+    }
     let initdata = initdata_digest(&root, &loaded.spec, &mut b)?;
     let mut manifest = assemble(&loaded.spec, b, cmdline, shapes);
     manifest.vtpm = vtpm;

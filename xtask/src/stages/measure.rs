@@ -7,7 +7,8 @@
 //! - TDX: `cvm-measure tdx --qemu ... --machine MACHINE --json` with the `ovmf-tdx` firmware
 //!   (ACPI captured by QEMU under TCG for the shape's `machine` and `machine_flags`, cached by
 //!   cvm-measure), one entry per vCPU count:
-//!   `{vcpus, mrtd, rtmr0..rtmr3}`. A failed prediction is recorded as `{vcpus, error}` and
+//!   `{vcpus, mrtd, rtmr0..rtmr3, event_log}`, the predicted CCEL event log written to
+//!   `measurements/tdx-<shape>-<vcpus>.ccel` (an artefact, role `tdx-event-log.<shape>.<vcpus>`). A failed prediction is recorded as `{vcpus, error}` and
 //!   does not fail the build.
 //! - vTPM PCRs, once per image (they do not depend on vCPUs or memory): `cvm-measure vtpm
 //!   --json` with the `ovmf-vtpm` firmware, the kernel, the image's UEFI variable store and
@@ -39,6 +40,14 @@ pub struct MeasureInputs<'a> {
     pub ovmf_vtpm: Option<&'a Path>,
     /// The UEFI variable store and the disk it boots: the vTPM prediction is for that boot.
     pub uefi_disk: Option<(&'a Path, &'a Path)>,
+    /// The image's output directory: predicted event logs go to `measurements/` in it.
+    pub out_dir: &'a Path,
+}
+
+/// Where the predicted TDX event log (CCEL) of a shape and vCPU count goes, relative to the
+/// output directory.
+pub fn tdx_event_log_path(shape: &str, vcpus: u32) -> String {
+    format!("measurements/tdx-{shape}-{vcpus}.ccel")
 }
 
 impl MeasureInputs<'_> {
@@ -269,9 +278,14 @@ fn tdx_values(
         Some(PageOrder::TwoPass) => vec!["--page-order", "two-pass"],
     };
     let machine = machine_arg(s);
+    let rel = tdx_event_log_path(&s.name, vcpus);
+    let log = inputs.out_dir.join(&rel);
+    if let Some(d) = log.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     let o = cmd!(
         sh,
-        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} --qemu-version {qemu_version} {order...} --json"
+        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} --qemu-version {qemu_version} {order...} --json --event-log-out {log}"
     )
     .ignore_status()
     .quiet()
@@ -291,6 +305,8 @@ fn tdx_values(
         v.get("mrtd").is_some_and(Value::is_string),
         "cvm-measure tdx: no `mrtd` in {out}"
     );
+    let mut v = v;
+    v["event_log"] = json!(rel);
     Ok(v)
 }
 
@@ -311,6 +327,7 @@ mod tests {
             ovmf_tdx: Some(p),
             ovmf_vtpm: None,
             uefi_disk: None,
+            out_dir: p,
         };
         let m = shape(
             &sh,

@@ -6,6 +6,7 @@
 mod cache;
 mod explain;
 mod input;
+mod output;
 mod qemu_acpi;
 mod snp;
 mod tdx;

@@ -178,8 +178,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     let m = measure(&boot).context("computing TDX measurements")?;
 
     if let Some(p) = &a.event_log_out {
-        std::fs::write(p, m.to_ccel().to_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
+        crate::output::write(p, &m.to_ccel().to_bytes())?;
     }
     if let Some(p) = &a.event_log_json {
         let events: Vec<Value> = m
@@ -191,7 +190,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         let doc = serde_json::to_string_pretty(
             &json!({ "events": events, "registers": registers_json(&m.mrtd, &m.rtmr) }),
         )?;
-        std::fs::write(p, doc + "\n").with_context(|| format!("writing {}", p.display()))?;
+        crate::output::write(p, (doc + "\n").as_bytes())?;
     }
     if a.json {
         println!(

@@ -87,8 +87,7 @@ pub fn run(a: Args) -> Result<i32> {
         }
     };
     if let Some(p) = &a.event_log_out {
-        std::fs::write(p, m.to_event_log().to_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
+        crate::output::write(p, &m.to_event_log().to_bytes())?;
     }
     if let Some(log) = &a.check_log {
         return check(&m, log, a.pcrs.as_deref(), a.json);
