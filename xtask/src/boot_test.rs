@@ -9,8 +9,9 @@
 //! line as its `LoadOptions` (no `-kernel`). KVM when it works, TCG otherwise (`tools::qemu`). The guest's PID 1 runs `cvm-agent`, which talks to
 //! this process over a virtio-serial port (a Unix socket here); this process plays the key
 //! broker (`cvm_broker`, loopback/socket only): fresh nonce → evidence (PCRs, TCG event log,
-//! TPM2 quote, command line, dm-verity read check) → the data-disk key only if the quote
-//! verifies and the PCRs equal the manifest's reference values.
+//! TPM2 quote, command line, dm-verity read check) → the data-disk key only if the quote is
+//! signed by the AK enrolled from this boot's swtpm before QEMU started (`tools::swtpm`),
+//! verifies, and the PCRs equal the manifest's reference values.
 //!
 //! Cases (each its own verdict; the task fails if any case fails):
 //! - `good`: two boots sharing a fresh data disk: the first formats it (LUKS2) and writes a
@@ -509,7 +510,12 @@ fn boot(sh: &Shell, image: &Image, s: &BootSetup, dir: &Path) -> Result<BootResu
     let serial_log = dir.join("serial.log");
     eprintln!("    {}: booting", s.name);
     let mut child = qemu::spawn(sh, &b, &serial_log)?;
-    let broker = Broker { reference: image.reference.clone(), key: data_key(), pull: s.pull.as_ref().map(|p| p.0.clone()) };
+    let broker = Broker {
+        reference: image.reference.clone(),
+        enrolled_ak: tpm.ak_public.clone(),
+        key: data_key(),
+        pull: s.pull.as_ref().map(|p| p.0.clone()),
+    };
     let qemu_started = Instant::now();
     let served = serve(&listener, &mut child, &broker);
     let status = wait(&mut child, Duration::from_secs(BOOT_TIMEOUT_SECS as u64))?;

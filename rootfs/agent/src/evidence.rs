@@ -7,7 +7,7 @@
 //! every unreadable source in `Evidence::problems` instead of dropping it.
 
 use crate::protocol::{DmDevice, Evidence, QuoteEvidence, TsmReport};
-use crate::tpm::commands::{PcrSelection, TPM_ALG_SHA256, TPM_RH_ENDORSEMENT};
+use crate::tpm::commands::{PcrSelection, TPM_ALG_SHA256};
 use crate::tpm::transport::Transport;
 use crate::tpm::Tpm;
 use base64::Engine;
@@ -235,7 +235,7 @@ pub fn collect<T: Transport>(
     }
 
     match tpm {
-        Some(t) => match t.quote(TPM_RH_ENDORSEMENT, nonce, &[quoted_selection()]) {
+        Some(t) => match t.quote(nonce, &[quoted_selection()]) {
             Ok(q) => {
                 log(format!(
                     "TPM2_Quote over sha256:0-9 with a {}-byte nonce: attest {} bytes, AK {} bytes",

@@ -3,11 +3,16 @@
 //! (`cvm_agent::protocol`) on the host end of the virtio-serial channel (or a TCP/Unix socket).
 //!
 //! Per session: send `hello` with a fresh nonce → receive `evidence` → [`verify::verify_quote`]
-//! (AK signature, TPM_GENERATED, ATTEST_QUOTE, nonce, pcrDigest) → [`policy::check_reference`]
-//! (PCRs equal the manifest's reference values) → `key` or `refused` naming the first failure.
+//! (the enrolled AK, its signature, TPM_GENERATED, ATTEST_QUOTE, nonce, pcrDigest) →
+//! [`policy::check_reference`] (PCRs equal the manifest's reference values) → `key` or
+//! `refused` naming the first failure.
 //!
-//! Known limits of the mock: the AK is trusted on first use (no EK certificate chain, no
-//! MakeCredential/ActivateCredential), and the key is whatever the test configured.
+//! The AK is enrolled, not trusted on first use: the caller reads its public key from the TPM
+//! it created before the guest runs (`cvm_agent::tpm::Tpm::ak_public`; `cargo xtask boot-test`
+//! does it on the swtpm state QEMU then uses) and sets [`session::Broker::enrolled_ak`]; a
+//! quote signed by any other key is refused. Known limits of the mock: enrollment trusts the
+//! caller's TPM (no EK certificate chain, no MakeCredential/ActivateCredential), and the key is
+//! whatever the test configured.
 
 pub mod policy;
 pub mod session;

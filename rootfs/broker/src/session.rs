@@ -13,6 +13,9 @@ use std::io::{BufRead, Read, Write};
 #[derive(Debug, Clone)]
 pub struct Broker {
     pub reference: ReferencePcrs,
+    /// The one AK whose quotes are accepted: hex `TPMT_PUBLIC`, as the agent sends it in
+    /// `QuoteEvidence::ak_public`, read from the TPM before the guest ran (enrollment).
+    pub enrolled_ak: String,
     pub key: [u8; 32],
     /// An image to ask the agent to pull after the key (sent in `hello`).
     pub pull: Option<protocol::PullSpec>,
@@ -48,8 +51,8 @@ pub fn decide(broker: &Broker, nonce: &[u8], ev: &Evidence) -> Result<(), String
     })?;
     let empty = BTreeMap::new();
     let reported = ev.pcrs.get("sha256").unwrap_or(&empty);
-    let verified =
-        verify::verify_quote(quote, nonce, reported).map_err(|e| format!("quote rejected: {e}"))?;
+    let verified = verify::verify_quote(quote, &broker.enrolled_ak, nonce, reported)
+        .map_err(|e| format!("quote rejected: {e}"))?;
     policy::check_reference(&broker.reference, reported, &verified.quoted_pcrs)
         .map_err(|e| e.to_string())?;
     // The PCRs bind the root hash (command line); a block that does not match it is refused by

@@ -1,6 +1,6 @@
 //! The few TPM 2.0 commands the agent needs, as pure builders and response parsers
 //! (TPM 2.0 Library Part 3: TPM2_Startup §9.3, TPM2_CreatePrimary §24.1, TPM2_Quote §18.4,
-//! TPM2_PCR_Read §22.4, TPM2_PCR_Extend §22.2, TPM2_FlushContext §28.4).
+//! TPM2_PCR_Read §22.4, TPM2_PCR_Extend §22.2, TPM2_FlushContext §28.4, TPM2_Shutdown §9.4).
 //!
 //! Authorisation is always the empty password session (`TPM_RS_PW`): the endorsement
 //! hierarchy and the AK have empty auth on a fresh vTPM (swtpm, QEMU).
@@ -13,6 +13,7 @@ pub const TPM_ST_ATTEST_QUOTE: u16 = 0x8018;
 pub const TPM_GENERATED_VALUE: u32 = 0xff54_4347;
 
 pub const TPM_CC_STARTUP: u32 = 0x0000_0144;
+pub const TPM_CC_SHUTDOWN: u32 = 0x0000_0145;
 pub const TPM_CC_CREATE_PRIMARY: u32 = 0x0000_0131;
 pub const TPM_CC_QUOTE: u32 = 0x0000_0158;
 pub const TPM_CC_PCR_READ: u32 = 0x0000_017e;
@@ -148,6 +149,13 @@ pub fn read_pcr_selections(r: &mut Reader) -> Result<Vec<PcrSelection>, Error> {
 /// TPM2_Startup(TPM_SU_CLEAR).
 pub fn startup() -> Vec<u8> {
     command(TPM_ST_NO_SESSIONS, TPM_CC_STARTUP, |w| {
+        w.u16(TPM_SU_CLEAR);
+    })
+}
+
+/// TPM2_Shutdown(TPM_SU_CLEAR).
+pub fn shutdown() -> Vec<u8> {
+    command(TPM_ST_NO_SESSIONS, TPM_CC_SHUTDOWN, |w| {
         w.u16(TPM_SU_CLEAR);
     })
 }
@@ -309,6 +317,10 @@ mod tests {
         assert_eq!(
             startup(),
             [0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, 0x44, 0, 0]
+        );
+        assert_eq!(
+            shutdown(),
+            [0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, 0x45, 0, 0]
         );
     }
 

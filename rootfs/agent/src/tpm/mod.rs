@@ -2,6 +2,11 @@
 //!
 //! No TSS library: [`commands`] marshals the commands and parses the responses, [`attest`]
 //! parses quote structures, [`transport`] moves bytes. [`Tpm`] strings them together.
+//!
+//! The AK is not stored anywhere: every [`Tpm::quote`] re-creates it as a primary object of
+//! [`commands::ak_template`] under [`AK_HIERARCHY`], so a TPM with the same endorsement seed
+//! always yields the same AK, and a verifier can enroll it beforehand with [`Tpm::ak_public`]
+//! (what `cargo xtask boot-test` does with the swtpm state it created).
 
 pub mod attest;
 pub mod commands;
@@ -11,6 +16,10 @@ pub mod transport;
 use commands::{PcrSelection, ResponseError};
 use std::collections::BTreeMap;
 use transport::Transport;
+
+/// The hierarchy the AK is a primary object of (its seed is the endorsement seed, fixed when
+/// the TPM is manufactured); a verifier checks `qualifiedSigner` against it.
+pub const AK_HIERARCHY: u32 = commands::TPM_RH_ENDORSEMENT;
 
 /// TPM client failures.
 #[derive(Debug, thiserror::Error)]
@@ -88,15 +97,19 @@ impl<T: Transport> Tpm<T> {
         }
     }
 
+    /// Sends `cmd` (command code `code`), which answers nothing but success.
+    fn call_ok(&mut self, step: &'static str, code: u32, cmd: &[u8]) -> Result<(), Error> {
+        let resp = self.call(step, cmd)?;
+        commands::check_success(code, &resp).map_err(|source| Error::Response { step, source })
+    }
+
     /// Extends `digest` into sha256 PCR `pcr`.
     pub fn pcr_extend_sha256(&mut self, pcr: u32, digest: &[u8; 32]) -> Result<(), Error> {
-        let resp = self.call("PCR_Extend", &commands::pcr_extend_sha256(pcr, digest))?;
-        commands::check_success(commands::TPM_CC_PCR_EXTEND, &resp).map_err(|source| {
-            Error::Response {
-                step: "PCR_Extend",
-                source,
-            }
-        })
+        self.call_ok(
+            "PCR_Extend",
+            commands::TPM_CC_PCR_EXTEND,
+            &commands::pcr_extend_sha256(pcr, digest),
+        )
     }
 
     /// Reads the given PCRs of one bank (in chunks of 8, the TPM's per-call limit).
@@ -125,20 +138,36 @@ impl<T: Transport> Tpm<T> {
         Ok(out)
     }
 
-    /// Creates the AK under `hierarchy`, quotes `sels` with `nonce`, and flushes the AK
-    /// (also when the quote fails).
-    pub fn quote(
-        &mut self,
-        hierarchy: u32,
-        nonce: &[u8],
-        sels: &[PcrSelection],
-    ) -> Result<Quote, Error> {
-        let resp = self.call("CreatePrimary", &commands::create_primary_ak(hierarchy))?;
-        let (handle, ak_public) =
-            commands::parse_create_primary(&resp).map_err(|source| Error::Response {
-                step: "CreatePrimary",
-                source,
-            })?;
+    /// TPM2_CreatePrimary of the AK template under [`AK_HIERARCHY`]: the AK's handle and its
+    /// marshalled `TPMT_PUBLIC`.
+    fn create_ak(&mut self) -> Result<(u32, Vec<u8>), Error> {
+        let resp = self.call("CreatePrimary", &commands::create_primary_ak(AK_HIERARCHY))?;
+        commands::parse_create_primary(&resp).map_err(|source| Error::Response {
+            step: "CreatePrimary",
+            source,
+        })
+    }
+
+    fn flush(&mut self, handle: u32) -> Result<(), Error> {
+        self.call_ok(
+            "FlushContext",
+            commands::TPM_CC_FLUSH_CONTEXT,
+            &commands::flush_context(handle),
+        )
+    }
+
+    /// The AK's marshalled `TPMT_PUBLIC`, exactly as [`Tpm::quote`] returns it in
+    /// [`Quote::ak_public`] (creates the AK and flushes it): what a verifier enrolls.
+    pub fn ak_public(&mut self) -> Result<Vec<u8>, Error> {
+        let (handle, public) = self.create_ak()?;
+        self.flush(handle)?;
+        Ok(public)
+    }
+
+    /// Creates the AK, quotes `sels` with `nonce`, and flushes the AK (also when the quote
+    /// fails).
+    pub fn quote(&mut self, nonce: &[u8], sels: &[PcrSelection]) -> Result<Quote, Error> {
+        let (handle, ak_public) = self.create_ak()?;
         let quoted = self
             .call("Quote", &commands::quote(handle, nonce, sels))
             .and_then(|resp| {
@@ -147,16 +176,7 @@ impl<T: Transport> Tpm<T> {
                     source,
                 })
             });
-        let flushed = self
-            .call("FlushContext", &commands::flush_context(handle))
-            .and_then(|resp| {
-                commands::check_success(commands::TPM_CC_FLUSH_CONTEXT, &resp).map_err(|source| {
-                    Error::Response {
-                        step: "FlushContext",
-                        source,
-                    }
-                })
-            });
+        let flushed = self.flush(handle);
         let (attest, signature) = quoted?;
         flushed?;
         Ok(Quote {
@@ -164,5 +184,11 @@ impl<T: Transport> Tpm<T> {
             signature,
             ak_public,
         })
+    }
+
+    /// TPM2_Shutdown(CLEAR): an orderly shutdown (as an OS sends before power-off), so a
+    /// simulator that exits next leaves its state saved as consistent.
+    pub fn shutdown(&mut self) -> Result<(), Error> {
+        self.call_ok("Shutdown", commands::TPM_CC_SHUTDOWN, &commands::shutdown())
     }
 }

@@ -1,7 +1,9 @@
 //! `cvm-mock-kbs` — TEST FIXTURE, not a key broker for real secrets.
 //!
-//! Usage: `cvm-mock-kbs --reference PCRS.json (--key-hex HEX | --key-file FILE)
+//! Usage: `cvm-mock-kbs --reference PCRS.json --ak-public HEX (--key-hex HEX | --key-file FILE)
 //!   (--listen 127.0.0.1:PORT | --connect-unix PATH)`
+//! `--ak-public` is the enrolled AK (hex `TPMT_PUBLIC`, as the agent sends it): quotes signed
+//! by any other key are refused.
 //! `--connect-unix` attaches to QEMU's virtio-serial chardev socket
 //! (`-chardev socket,id=agent,path=PATH,server=on,wait=off -device virtserialport,chardev=agent,
 //! name=org.cvm.agent.0`) and serves one session; `--listen` serves one session per connection.
@@ -14,12 +16,13 @@ use std::io::BufReader;
 use std::time::{Duration, Instant};
 
 fn main() -> Result<()> {
-    let (mut reference, mut key, mut listen, mut connect) = (None, None, None, None);
+    let (mut reference, mut ak, mut key, mut listen, mut connect) = (None, None, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--reference" => reference = Some(val()?),
+            "--ak-public" => ak = Some(val()?),
             "--key-hex" => key = Some(val()?),
             "--key-file" => key = Some(std::fs::read_to_string(val()?)?.trim().to_string()),
             "--listen" => listen = Some(val()?),
@@ -36,7 +39,14 @@ fn main() -> Result<()> {
     let key: [u8; 32] = hex::decode(key.context("--key-hex or --key-file is required")?)?
         .try_into()
         .map_err(|_| anyhow::format_err!("key must be 32 bytes"))?;
-    let broker = Broker { reference, key, pull: None };
+    let enrolled_ak = ak.context("--ak-public is required (the enrolled AK)")?;
+    hex::decode(&enrolled_ak).context("--ak-public is not hex")?;
+    let broker = Broker {
+        reference,
+        enrolled_ak,
+        key,
+        pull: None,
+    };
     eprintln!(
         "cvm-mock-kbs (TEST FIXTURE): {} reference PCRs",
         broker.reference.len()
