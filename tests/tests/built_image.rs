@@ -91,3 +91,27 @@ fn sev_snp_measure_agrees_on_amd_sev_build_with_kernel_initrd_cmdline() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every TDX entry of the manifest names its predicted event log (a CCEL artefact), and
+/// replaying that log gives the entry's RTMR0-3: the log explains the values.
+#[test]
+fn tdx_event_logs_in_the_manifest_replay_to_its_rtmrs() {
+    use cvm_measurements::eventlog::{alg::TPM_ALG_SHA384, ccel, replay, EventLog};
+    let m: serde_json::Value = serde_json::from_slice(&read("manifest.json")).unwrap();
+    let mut checked = 0;
+    for s in m["shapes"].as_array().unwrap() {
+        for e in s["tdx"].as_array().into_iter().flatten() {
+            let rel = e["event_log"].as_str().unwrap_or_else(|| panic!("{}: no event_log in {e}", s["name"]));
+            let log = EventLog::parse(&read(rel)).unwrap_or_else(|err| panic!("{rel}: {err}"));
+            let regs = replay::replay::<sha2::Sha384>(&log, TPM_ALG_SHA384).unwrap();
+            for (mr, value) in regs {
+                let Some(r) = ccel::rtmr_of_mr_index(mr) else { continue };
+                assert_eq!(hex::encode(value), e[format!("rtmr{r}")].as_str().unwrap(), "{rel}: RTMR{r}");
+                checked += 1;
+            }
+            let listed = m["artefacts"].as_array().unwrap().iter().any(|a| a["path"] == rel);
+            assert!(listed, "{rel} is not among the manifest's artefacts");
+        }
+    }
+    assert!(checked >= 3, "only {checked} RTMRs checked");
+}
