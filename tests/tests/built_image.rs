@@ -115,3 +115,49 @@ fn tdx_event_logs_in_the_manifest_replay_to_its_rtmrs() {
     }
     assert!(checked >= 3, "only {checked} RTMRs checked");
 }
+
+/// The manifest pins every Debian package of the root file system by the sha256 of its .deb,
+/// and that is the sha256 Debian's archive index lists for that version (one `apt-cache show`
+/// with the trixie lists `cargo xtask install` adds).
+#[test]
+fn rootfs_debs_in_the_manifest_match_the_debian_archive_index() {
+    let m: serde_json::Value = serde_json::from_slice(&read("manifest.json")).unwrap();
+    let debs: Vec<(&str, &str, &str)> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| {
+            let name = i["name"].as_str()?.strip_prefix("deb:")?.split(':').next()?;
+            Some((name, i["version"].as_str()?, i["sha256"].as_str()?))
+        })
+        .collect();
+    assert!(debs.len() >= 20, "only {} deb: inputs in the manifest", debs.len());
+    let out = Command::new("apt-cache")
+        .arg("show")
+        .args(debs.iter().map(|(n, v, _)| format!("{n}={v}")))
+        .output()
+        .expect("running apt-cache");
+    // Records: `Package:`, `Version:`, `SHA256:` lines, separated by blank lines.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut index: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for record in text.split("\n\n") {
+        let field = |k: &str| record.lines().find_map(|l| l.strip_prefix(k)).map(str::to_owned);
+        if let (Some(p), Some(v), Some(h)) = (field("Package: "), field("Version: "), field("SHA256: ")) {
+            index.entry((p, v)).or_default().push(h);
+        }
+    }
+    let mut checked = 0;
+    for (name, version, sha256) in &debs {
+        let Some(listed) = index.get(&(name.to_string(), version.to_string())) else { continue };
+        assert!(
+            listed.iter().any(|h| h == sha256),
+            "{name} {version}: the manifest pins {sha256}, the archive index lists {listed:?}"
+        );
+        checked += 1;
+    }
+    if checked == 0 {
+        eprintln!("SKIPPED rootfs_debs_in_the_manifest_match_the_debian_archive_index: apt-cache knows none of the versions (no trixie lists: run `cargo xtask install build`)");
+    } else {
+        eprintln!("{checked} of {} packages checked against the archive index", debs.len());
+    }
+}

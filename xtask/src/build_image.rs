@@ -387,6 +387,19 @@ fn build_rootfs(
         &r.manifest,
         "rootfs/rootfs.manifest.json",
     )?);
+    // Every installed Debian package, by the sha256 of its .deb.
+    let debs: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(&r.debs).with_context(|| format!("reading {}", r.debs.display()))?,
+    )
+    .with_context(|| format!("parsing {}", r.debs.display()))?;
+    for d in &debs {
+        let s = |k: &str| d[k].as_str().map(str::to_owned).with_context(|| format!("{}: {k} of {d}", r.debs.display()));
+        b.inputs.push(Input {
+            name: format!("deb:{}:{}", s("name")?, s("architecture")?),
+            sha256: s("sha256")?,
+            version: Some(s("version")?),
+        });
+    }
     let conf = inputs.mkosi_dir.join("mkosi.conf");
     b.inputs.push(Input {
         name: format!("mkosi:{}", repo_label(root, &conf)),

@@ -4,7 +4,9 @@
 //!
 //! Outputs, in `<cache>/rootfs/out/` (written atomically): `rootfs.erofs`, `rootfs.verity`
 //! (hash device with superblock), `rootfs.manifest.json` (mkosi's package manifest: every
-//! installed Debian package and version), `rootfs.json` (root hash, salt, sizes, dm table).
+//! installed Debian package and version), `rootfs.debs.json` (the sha256 of every .deb
+//! installed, from mkosi's package cache: name, version, architecture, sha256, sorted by
+//! name), `rootfs.json` (root hash, salt, sizes, dm table).
 //!
 //! Determinism: the salt is `verity::Salt::derive(sha256(rootfs.erofs))`, the erofs UUID and
 //! the verity superblock UUID are derived, mkosi clamps mtimes to SOURCE_DATE_EPOCH. What can
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use xshell::Shell;
 
 /// Bump when the steps below change in a way that changes outputs.
-const RECIPE: u32 = 3;
+const RECIPE: u32 = 4;
 
 /// Image id in `rootfs/mkosi/mkosi.conf` (`ImageId=`).
 pub const IMAGE_ID: &str = "cvm-rootfs";
@@ -104,6 +106,8 @@ pub struct RootfsOutputs {
     pub verity: PathBuf,
     /// mkosi's JSON manifest of installed packages.
     pub manifest: PathBuf,
+    /// `rootfs.debs.json`: the .deb file of every installed package by sha256.
+    pub debs: PathBuf,
     pub root_hash: String,
     pub salt: String,
     /// The value of `dm-mod.create=` (without the parameter name and quotes).
@@ -183,6 +187,7 @@ pub fn build_cached(sh: &Shell, inputs: &RootfsInputs, rebuild: bool) -> Result<
             "rootfs.erofs",
             "rootfs.verity",
             "rootfs.manifest.json",
+            "rootfs.debs.json",
             "rootfs.json",
         ] {
             super::copy(&src.join(f), &out.join(f))?;
@@ -227,6 +232,7 @@ pub fn build_cached(sh: &Shell, inputs: &RootfsInputs, rebuild: bool) -> Result<
     Ok(RootfsOutputs {
         verity: dir.join("rootfs.verity"),
         manifest: dir.join("rootfs.manifest.json"),
+        debs: dir.join("rootfs.debs.json"),
         root_hash: tree.root_hash_hex(),
         salt: salt.to_hex(),
         dm_mod_create: tree.dm_mod_create(DM_NAME, &inputs.data_dev, &inputs.hash_dev),
@@ -313,6 +319,9 @@ pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
     let m_bytes = std::fs::read(&mkosi_manifest)
         .with_context(|| format!("reading mkosi manifest {}", mkosi_manifest.display()))?;
     tools::write_atomic(&manifest, &m_bytes)?;
+    let debs = out.join("rootfs.debs.json");
+    let archives = m.package_cache_dir.join("cache/apt/archives");
+    tools::write_atomic(&debs, &installed_debs(&m_bytes, &archives)?)?;
 
     let dm_mod_create = tree_info.dm_mod_create(DM_NAME, &inputs.data_dev, &inputs.hash_dev);
     let summary = serde_json::json!({
@@ -335,6 +344,7 @@ pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
         erofs: erofs_path,
         verity: verity_path,
         manifest,
+        debs,
         root_hash: tree_info.root_hash_hex(),
         salt: salt.to_hex(),
         dm_mod_create,
@@ -346,4 +356,30 @@ pub fn build(sh: &Shell, inputs: &RootfsInputs) -> Result<RootfsOutputs> {
 fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to)
         .with_context(|| format!("renaming {} to {}", from.display(), to.display()))
+}
+
+/// `rootfs.debs.json`: for every package of mkosi's manifest (`packages[]`: name, version,
+/// architecture), the sha256 of the .deb apt installed it from, found in apt's archive cache
+/// as `<name>_<version, ':' as %3a>_<arch>.deb`. Sorted by name; a missing .deb is an error
+/// (the package could not be pinned).
+fn installed_debs(mkosi_manifest: &[u8], archives: &Path) -> Result<Vec<u8>> {
+    let m: serde_json::Value =
+        serde_json::from_slice(mkosi_manifest).context("parsing mkosi's package manifest")?;
+    let mut out = Vec::new();
+    for p in m["packages"].as_array().context("mkosi manifest: no `packages`")? {
+        let field = |k: &str| {
+            p[k].as_str()
+                .with_context(|| format!("mkosi manifest: a package without `{k}`: {p}"))
+        };
+        let (name, version, arch) = (field("name")?, field("version")?, field("architecture")?);
+        let file = archives.join(format!("{name}_{}_{arch}.deb", version.replace(':', "%3a")));
+        let sha256 = tools::sha256_file(&file).with_context(|| {
+            format!("pinning {name} {version}: its .deb is not in apt's archive cache {}", archives.display())
+        })?;
+        out.push(serde_json::json!({"name": name, "version": version, "architecture": arch, "sha256": sha256}));
+    }
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let mut bytes = serde_json::to_vec_pretty(&out)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
