@@ -6,6 +6,7 @@
 //! callers (the `cvm-measure` CLI, `xtask`) read files and pass `&[u8]`.
 
 pub mod guid;
+pub mod hash;
 pub mod ovmf;
 pub mod snp;
 pub mod eventlog;

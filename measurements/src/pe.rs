@@ -261,7 +261,7 @@ pub fn authenticode_overlay<D: Digest>(img: &[u8], head: &[u8]) -> Result<Vec<u8
 /// SHA-384 Authenticode digest (TDX RTMR1).
 pub fn authenticode_sha384(img: &[u8]) -> Result<[u8; 48], Error> {
     let mut out = [0u8; 48];
-    out.copy_from_slice(&authenticode::<sha2::Sha384>(img)?);
+    out.copy_from_slice(&authenticode::<crate::hash::Sha384>(img)?);
     Ok(out)
 }
 

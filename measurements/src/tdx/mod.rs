@@ -56,5 +56,5 @@ pub enum Error {
 /// `SHA384(data)` as an array.
 pub fn sha384(data: &[u8]) -> Sha384 {
     use sha2::Digest;
-    sha2::Sha384::digest(data).into()
+    crate::hash::Sha384::digest(data).into()
 }

@@ -2,7 +2,9 @@
 //! ABI spec, `TDH.MEM.PAGE.ADD` and `TDH.MR.EXTEND`; tdx-measure.md §2.2). Each page-add and
 //! each 256-byte extend contributes a 128-byte record (plus, for extends, the 256 bytes).
 
-use sha2::{Digest, Sha384};
+use sha2::Digest;
+
+use crate::hash::Sha384;
 
 use super::{Error, Sha384 as Digest48};
 use crate::ovmf::tdvf::TdvfDescriptor;

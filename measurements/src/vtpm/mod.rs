@@ -246,7 +246,7 @@ pub fn kernel_event(kernel: &[u8]) -> Result<VtpmEvent, Error> {
     // Two passes over a large image: one per bank, side by side.
     let (sha256, sha384) = std::thread::scope(|s| {
         let a = s.spawn(|| crate::pe::authenticode::<Sha256>(kernel));
-        let b = crate::pe::authenticode::<Sha384>(kernel);
+        let b = crate::pe::authenticode::<crate::hash::Sha384>(kernel);
         (a.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), b)
     });
     Ok(VtpmEvent {
