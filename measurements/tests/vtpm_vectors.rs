@@ -285,6 +285,23 @@ fn uefi_disk_boot_names_the_boot_option_and_the_gpt() {
     assert_eq!(moved(&other, &disk_prefix), (vec![9], vec![(9, 0)]));
     let mut gpt = disk_prefix.clone();
     gpt[2 * 512 + 56] ^= 1; // a byte of the first entry's name
+    let e = vtpm::measure_disk(&VtpmDiskBoot {
+        firmware: &firmware,
+        varstore: &vars,
+        loader: &kernel,
+        disk_prefix: &gpt,
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("PartitionEntryArrayCRC32"), "{e}");
+    // With the CRCs recomputed, as a partitioning tool would write it, it is a valid GPT
+    // that moves PCR 5's GPT event and nothing else.
+    let (h, le32) = (512, |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()));
+    let array_len = (le32(&gpt, h + 80) * le32(&gpt, h + 84)) as usize;
+    let array_crc = crc32fast::hash(&gpt[2 * 512..2 * 512 + array_len]);
+    gpt[h + 88..h + 92].copy_from_slice(&array_crc.to_le_bytes());
+    gpt[h + 16..h + 20].fill(0);
+    let header_crc = crc32fast::hash(&gpt[h..h + le32(&gpt, h + 12) as usize]);
+    gpt[h + 16..h + 20].copy_from_slice(&header_crc.to_le_bytes());
     assert_eq!(moved(&vars, &gpt), (vec![5], vec![(5, 1)]));
 }
 

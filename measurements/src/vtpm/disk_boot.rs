@@ -187,6 +187,36 @@ pub fn gpt_event(disk_prefix: &[u8]) -> Result<VtpmEvent, Error> {
             )
         })? as usize;
     let array = get(start, (count * size) as usize, "partition entry array")?;
+    // edk2's PartitionDxe only exposes partitions of a GPT whose CRCs hold (and would fall back
+    // to the backup GPT otherwise): a prefix that fails them is refused, not predicted.
+    let header = get(h, header_size as usize, "GPT header")?;
+    let mut zeroed = header.to_vec();
+    zeroed[16..20].fill(0);
+    let stored = le(&header[16..20]) as u32;
+    let computed = crc32fast::hash(&zeroed);
+    if stored != computed {
+        return Err(bad(
+            h + 16,
+            format!("HeaderCRC32 is {stored:#010x}, the header's CRC32 is {computed:#010x}"),
+        ));
+    }
+    let my_lba = le(&header[24..32]);
+    if my_lba != 1 {
+        return Err(bad(
+            h + 24,
+            format!("MyLBA is {my_lba}, not 1 (primary header)"),
+        ));
+    }
+    let stored = le(&header[88..92]) as u32;
+    let computed = crc32fast::hash(array);
+    if stored != computed {
+        return Err(bad(
+            h + 88,
+            format!(
+                "PartitionEntryArrayCRC32 is {stored:#010x}, the array's CRC32 is {computed:#010x}"
+            ),
+        ));
+    }
     let used: Vec<&[u8]> = array
         .chunks_exact(size as usize)
         .filter(|e| e[..16].iter().any(|&b| b != 0))
@@ -339,12 +369,38 @@ mod tests {
         d[h + 72..h + 80].copy_from_slice(&2u64.to_le_bytes());
         d[h + 80..h + 84].copy_from_slice(&128u32.to_le_bytes());
         d[h + 84..h + 88].copy_from_slice(&128u32.to_le_bytes());
+        d[h + 24..h + 32].copy_from_slice(&1u64.to_le_bytes());
         for (i, t) in types.iter().enumerate() {
             let at = 2 * BLOCK_BYTES + 128 * i;
             d[at..at + 16].copy_from_slice(t);
             d[at + 16] = i as u8 + 1;
         }
+        fix_crcs(&mut d);
         d
+    }
+
+    /// Recompute both CRC32s after an edit (bitwise CRC-32, independent of `crc32fast`).
+    fn fix_crcs(d: &mut [u8]) {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &b in bytes {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        (c >> 1) ^ 0xedb8_8320
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let h = BLOCK_BYTES;
+        let array = crc32(&d[2 * BLOCK_BYTES..2 * BLOCK_BYTES + 128 * 128]);
+        d[h + 88..h + 92].copy_from_slice(&array.to_le_bytes());
+        d[h + 16..h + 20].fill(0);
+        let header = crc32(&d[h..h + 92]);
+        d[h + 16..h + 20].copy_from_slice(&header.to_le_bytes());
     }
 
     #[test]
@@ -382,6 +438,22 @@ mod tests {
         let mut bad = d.clone();
         bad[512 + 84] = 7;
         assert!(gpt_event(&bad).is_err());
+        // A changed header byte or entry byte breaks a CRC: refused, naming the field.
+        let mut bad = d.clone();
+        bad[512 + 40] ^= 1;
+        let e = gpt_event(&bad).unwrap_err().to_string();
+        assert!(e.contains("HeaderCRC32") && e.contains("0x210"), "{e}");
+        let mut bad = d.clone();
+        bad[1024 + 40] ^= 1;
+        let e = gpt_event(&bad).unwrap_err().to_string();
+        assert!(e.contains("PartitionEntryArrayCRC32"), "{e}");
+        // ... and accepted again once the CRCs are recomputed; MyLBA must say 1.
+        fix_crcs(&mut bad);
+        assert!(gpt_event(&bad).is_ok());
+        let mut bad = d.clone();
+        bad[512 + 24] = 33;
+        fix_crcs(&mut bad);
+        assert!(gpt_event(&bad).unwrap_err().to_string().contains("MyLBA"));
         // Never a panic on mutated prefixes.
         let mut state = 0x9E37_79B9_u64;
         for _ in 0..5000 {
