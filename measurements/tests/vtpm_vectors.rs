@@ -272,13 +272,7 @@ fn uefi_disk_boot_names_the_boot_option_and_the_gpt() {
     assert_eq!(moved(&vars, &disk_prefix), (vec![], vec![]));
     // The build's own store is what the firmware's NV volume plus the boot option gives.
     let option = disk_boot::first_boot_option(&vars).unwrap();
-    let hd = &option.file_path_list[4..42];
-    let esp = disk_boot::EspPartition {
-        number: u32::from_le_bytes(hd[..4].try_into().unwrap()),
-        start_lba: u64::from_le_bytes(hd[4..12].try_into().unwrap()),
-        size_lba: u64::from_le_bytes(hd[12..20].try_into().unwrap()),
-        guid: cvm_measurements::guid::EfiGuid(hd[20..36].try_into().unwrap()),
-    };
+    let esp = disk_boot::EspPartition::of_boot_option(&option).unwrap();
     let cmdline = c.meta["cmdline"].as_str().unwrap();
     assert_eq!(disk_boot::image_varstore(&firmware, &esp, cmdline).unwrap(), vars);
     let other = disk_boot::image_varstore(&firmware, &esp, "console=ttyS0").unwrap();

@@ -65,6 +65,45 @@ pub struct EspPartition {
     pub guid: EfiGuid,
 }
 
+impl EspPartition {
+    /// The partition a boot option's device path starts with: its first node must be a
+    /// `HARDDRIVE_DEVICE_PATH` of a GPT partition, the form [`boot_option`] writes. This is how
+    /// a verifier reads back which partition an image's `Boot####` names.
+    pub fn of_boot_option(option: &EfiLoadOption) -> Result<EspPartition, Error> {
+        use crate::uefi::device_path::{MEDIA_DEVICE_PATH, MEDIA_HARDDRIVE_DP};
+        let p = &option.file_path_list;
+        let refuse = |why: &str| {
+            Error::Unsupported(format!(
+                "boot option \"{}\": {why}; expected a GPT HARDDRIVE_DEVICE_PATH first",
+                option.description
+            ))
+        };
+        let Some(n) = p.get(..42) else {
+            return Err(refuse(
+                "its device path is shorter than one hard-drive node",
+            ));
+        };
+        if n[0] != MEDIA_DEVICE_PATH || n[1] != MEDIA_HARDDRIVE_DP || n[2..4] != [42, 0] {
+            return Err(refuse(&format!(
+                "its first node is type {:#04x} subtype {:#04x} length {}",
+                n[0],
+                n[1],
+                u16::from_le_bytes([n[2], n[3]])
+            )));
+        }
+        if n[40..42] != [0x02, 0x02] {
+            return Err(refuse("the partition is not a GPT partition named by GUID"));
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(n[o..o + 8].try_into().expect("8 bytes"));
+        Ok(EspPartition {
+            number: u32::from_le_bytes(n[4..8].try_into().expect("4 bytes")),
+            start_lba: u64_at(8),
+            size_lba: u64_at(16),
+            guid: EfiGuid(n[24..40].try_into().expect("16 bytes")),
+        })
+    }
+}
+
 /// The kernel's `LoadOptions`: the command line as UTF-16LE with a NUL, as OVMF passes it for
 /// a direct boot too.
 pub fn load_options(cmdline: &str) -> Vec<u8> {
@@ -401,6 +440,24 @@ mod tests {
         d[h + 16..h + 20].fill(0);
         let header = crc32(&d[h..h + 92]);
         d[h + 16..h + 20].copy_from_slice(&header.to_le_bytes());
+    }
+
+    #[test]
+    fn boot_option_names_its_partition() {
+        let o = boot_option(&esp(), "console=ttyS0");
+        assert_eq!(EspPartition::of_boot_option(&o).unwrap(), esp());
+        let mut fv = o.clone();
+        fv.file_path_list = EfiLoadOption::ovmf_ui_app().file_path_list;
+        assert!(EspPartition::of_boot_option(&fv)
+            .unwrap_err()
+            .to_string()
+            .contains("type 0x04 subtype 0x07"));
+        let mut short = o.clone();
+        short.file_path_list.truncate(20);
+        assert!(EspPartition::of_boot_option(&short).is_err());
+        let mut mbr = o;
+        mbr.file_path_list[40] = 0x01;
+        assert!(EspPartition::of_boot_option(&mbr).is_err());
     }
 
     #[test]
