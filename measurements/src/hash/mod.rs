@@ -6,6 +6,12 @@
 //! Without it (`--no-default-features`), it is RustCrypto's `sha2`, and the crate is pure
 //! Rust. Either way it implements RustCrypto's [`Digest`](sha2::Digest), so generic code such
 //! as [`crate::pe::authenticode`] takes it unchanged. The unit tests here compare the two.
+//!
+//! [`sha384_each`] hashes many equal-length messages at once in SIMD lanes (`lanes.rs`): the
+//! SNP launch digest hashes every 4 KiB firmware page separately, which is where it pays.
+
+mod lanes;
+pub use lanes::sha384_each;
 
 #[cfg(not(feature = "openssl"))]
 pub use sha2::Sha384;
