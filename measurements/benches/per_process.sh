@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Whole-process medians of `cvm-measure snp` and `tdx`, with the default SHA-384 backend
-# (system libcrypto) and the pure-Rust one (`--no-default-features`), beside sev-snp-measure
+# (libcrypto loaded at run time) and the pure-Rust build (`--no-default-features`), beside sev-snp-measure
 # 0.0.13. Prints one line per command: median, mean, min and 90th percentile in ms.
 # Usage: RUNS=100 measurements/benches/per_process.sh
 # Needs hyperfine (apt-get install -y hyperfine), `cargo xtask fixtures` and
@@ -34,7 +34,7 @@ import json, statistics, sys
 for r in json.load(open(sys.argv[1]))["results"]:
     t = sorted(x * 1e3 for x in r["times"])
     cmd = r["command"].replace("target/pure-rust/release/cvm-measure", "cvm-measure(pure-rust)")
-    cmd = cmd.replace("target/release/cvm-measure", "cvm-measure(libcrypto)").split(" --ovmf")[0].split(" --firmware")[0]
+    cmd = cmd.replace("target/release/cvm-measure", "cvm-measure(default)").split(" --ovmf")[0].split(" --firmware")[0]
     extra = " --qemu-version 9.2" if "--qemu-version 9.2" in r["command"] else ""
     print(f"median {statistics.median(t):6.2f}  mean {statistics.mean(t):6.2f}  min {t[0]:6.2f}  p90 {t[int(len(t) * .9)]:6.2f} ms  {cmd.split('/')[-1]}{extra}")
 PY

@@ -1,60 +1,83 @@
-//! The SHA-384 used on the hot paths (SNP page hashes, MRTD, Authenticode of the kernel).
+//! The SHA-384 used on the hot paths (the TDX kernel Authenticode and MRTD streams, the SNP
+//! firmware pages).
 //!
 //! Most of a `cvm-measure snp` or `tdx` process is SHA-384 compression (docs/benchmarks.md).
-//! With the default `openssl` feature, [`Sha384`] is the system libcrypto's (OpenSSL 3.5's
-//! AVX2/BMI2 assembly reaches ~870 MB/s per core on the reference machine, `sha2` ~610 MB/s).
-//! Without it (`--no-default-features`), it is RustCrypto's `sha2`, and the crate is pure
-//! Rust. Either way it implements RustCrypto's [`Digest`](sha2::Digest), so generic code such
-//! as [`crate::pe::authenticode`] takes it unchanged. The unit tests here compare the two.
+//! Two accelerations, each tested against RustCrypto's `sha2` (an independent implementation):
+//! - [`Sha384`], for long single streams: the system libcrypto's SHA-384 (OpenSSL's AVX2/BMI2
+//!   assembly, ~870 MB/s per core on the reference machine against `sha2`'s ~610 MB/s), loaded
+//!   on first use (`libcrypto.rs`, default feature `libcrypto`), and `sha2` when libcrypto is
+//!   missing, fails its self-test, or the feature is off. Loading costs ~1 ms, so code that
+//!   only hashes small things uses `sha2::Sha384` directly and never loads it.
+//! - [`sha384_each`], for many equal-length messages: 4 or 8 SIMD lanes (`lanes.rs`): the SNP
+//!   launch digest hashes every 4 KiB firmware page separately, which is where it pays.
 //!
-//! [`sha384_each`] hashes many equal-length messages at once in SIMD lanes (`lanes.rs`): the
-//! SNP launch digest hashes every 4 KiB firmware page separately, which is where it pays.
+//! Both implement RustCrypto's [`Digest`](sha2::Digest) interface or take plain slices, so
+//! generic code such as [`crate::pe::authenticode`] takes them unchanged.
+//!
+//! Like `input.rs` in the CLI, this is a deliberate exception to the library's purity: loading
+//! libcrypto reads a shared object, and `CVM_SHA384=sha2` in the environment turns it off (for
+//! benchmarks and for comparing the two).
 
 mod lanes;
+#[cfg(feature = "libcrypto")]
+mod libcrypto;
 pub use lanes::sha384_each;
 
-#[cfg(not(feature = "openssl"))]
-pub use sha2::Sha384;
+use sha2::digest::{consts::U48, FixedOutput, HashMarker, Output, OutputSizeUser, Update};
 
-#[cfg(feature = "openssl")]
-pub use self::libcrypto::Sha384;
+/// SHA-384 for long streams: libcrypto's when it could be loaded, else `sha2`'s.
+#[derive(Clone)]
+pub struct Sha384(Backend);
 
-/// Which implementation [`Sha384`] is, for `--version`-style reports and benchmarks.
-pub const SHA384_BACKEND: &str = if cfg!(feature = "openssl") {
-    "openssl (system libcrypto)"
-} else {
-    "sha2 (pure Rust)"
-};
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // one per hash computation; boxing `sha2`'s buys nothing
+enum Backend {
+    #[cfg(feature = "libcrypto")]
+    Libcrypto(libcrypto::Context),
+    Rust(sha2::Sha384),
+}
 
-#[cfg(feature = "openssl")]
-mod libcrypto {
-    use sha2::digest::{consts::U48, FixedOutput, HashMarker, Output, OutputSizeUser, Update};
+/// Which implementation [`Sha384`] uses in this process.
+pub fn sha384_backend() -> &'static str {
+    match Sha384::default().0 {
+        #[cfg(feature = "libcrypto")]
+        Backend::Libcrypto(_) => "libcrypto (system OpenSSL, loaded at run time)",
+        Backend::Rust(_) => "sha2 (pure Rust)",
+    }
+}
 
-    /// libcrypto's SHA-384 behind RustCrypto's traits (`Digest` comes from the blanket impl).
-    #[derive(Clone)]
-    pub struct Sha384(openssl::sha::Sha384);
+impl Default for Sha384 {
+    fn default() -> Self {
+        #[cfg(feature = "libcrypto")]
+        if let Some(c) = libcrypto::Context::new() {
+            return Sha384(Backend::Libcrypto(c));
+        }
+        Sha384(Backend::Rust(sha2::Sha384::default()))
+    }
+}
 
-    impl Default for Sha384 {
-        fn default() -> Self {
-            Sha384(openssl::sha::Sha384::new())
+impl HashMarker for Sha384 {}
+
+impl OutputSizeUser for Sha384 {
+    type OutputSize = U48;
+}
+
+impl Update for Sha384 {
+    fn update(&mut self, data: &[u8]) {
+        match &mut self.0 {
+            #[cfg(feature = "libcrypto")]
+            Backend::Libcrypto(c) => c.update(data),
+            Backend::Rust(h) => Update::update(h, data),
         }
     }
+}
 
-    impl HashMarker for Sha384 {}
-
-    impl OutputSizeUser for Sha384 {
-        type OutputSize = U48;
-    }
-
-    impl Update for Sha384 {
-        fn update(&mut self, data: &[u8]) {
-            self.0.update(data);
-        }
-    }
-
-    impl FixedOutput for Sha384 {
-        fn finalize_into(self, out: &mut Output<Self>) {
-            out.copy_from_slice(&self.0.finish());
+impl FixedOutput for Sha384 {
+    fn finalize_into(self, out: &mut Output<Self>) {
+        match self.0 {
+            #[cfg(feature = "libcrypto")]
+            Backend::Libcrypto(c) => out.copy_from_slice(&c.finish()),
+            Backend::Rust(h) => out.copy_from_slice(&h.finalize_fixed()),
         }
     }
 }
@@ -64,8 +87,8 @@ mod tests {
     use sha2::Digest;
 
     /// Differential check of the backend against `sha2` (an independent implementation when
-    /// the `openssl` feature is on): every length around the 128-byte block boundaries, and
-    /// the same data fed in uneven pieces.
+    /// libcrypto is loaded): every length around the 128-byte block boundaries, and the same
+    /// data fed in uneven pieces.
     #[test]
     fn backend_agrees_with_sha2() {
         let data: Vec<u8> = (0..5000u32)
@@ -83,5 +106,15 @@ mod tests {
         let split = h.clone().finalize();
         assert_eq!(split.as_slice(), sha2::Sha384::digest(&data).as_slice());
         assert_eq!(h.finalize(), split, "a clone finalizes like the original");
+        eprintln!("Sha384 backend here: {}", super::sha384_backend());
+        #[cfg(feature = "libcrypto")]
+        if std::path::Path::new("/usr/lib/x86_64-linux-gnu/libcrypto.so.3").exists()
+            && std::env::var_os("CVM_SHA384").is_none()
+        {
+            assert!(
+                super::sha384_backend().starts_with("libcrypto"),
+                "libcrypto.so.3 is installed but was not used"
+            );
+        }
     }
 }

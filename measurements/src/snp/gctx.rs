@@ -4,9 +4,9 @@
 //!
 //! `LD ← SHA-384(PAGE_INFO)` for every page, with `PAGE_INFO.DIGEST_CUR = LD`.
 
-use sha2::Digest;
-
-use crate::hash::Sha384;
+// Small inputs only (PAGE_INFO records, single pages): plain `sha2`, so an SNP process never
+// loads libcrypto (crate::hash); the firmware pages go through `hash::sha384_each`.
+use sha2::{Digest, Sha384};
 
 /// Size of a launch digest (SHA-384).
 pub const LD_BYTES: usize = 48;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use cvm_measurements::eventlog::alg::TPM_ALG_SHA384;
 use cvm_measurements::eventlog::{ccel, event_type, EventLog, TcgPcrEvent2};
 use cvm_measurements::tdx::quote::TdxQuote;
-use cvm_measurements::tdx::rtmr::{measure, rtmrs_from_ccel, TdxBoot, TdxEvent};
+use cvm_measurements::tdx::rtmr::{measure, rtmrs_from_ccel, TdxBoot, TdxEvent, TdxMeasurement};
 use cvm_measurements::tdx::{AcpiBlobs, OvmfEventModel, PageAddOrder, QemuModel};
 use serde_json::{json, Value};
 
@@ -159,13 +159,8 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
         OvmfModel::Stable202505 => OvmfEventModel::Stable202505,
     };
-    let firmware_reads_named_blobs = if qemu.depends_on_firmware() {
-        Some(crate::cache::firmware_reads_named_blobs(&firmware)?)
-    } else {
-        None
-    };
     let boot = TdxBoot {
-        firmware_reads_named_blobs,
+        firmware_reads_named_blobs: None,
         firmware: &firmware,
         memory_bytes: memory,
         acpi,
@@ -175,7 +170,11 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         qemu,
         ovmf,
     };
-    let m = measure(&boot).context("computing TDX measurements")?;
+    let m = if qemu.depends_on_firmware() {
+        measure_qemu_10_0(boot, &firmware)?
+    } else {
+        measure(&boot).context("computing TDX measurements")?
+    };
 
     if let Some(p) = &a.event_log_out {
         crate::output::write(p, &m.to_ccel().to_bytes())?;
@@ -204,6 +203,32 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// QEMU 10.0 offers the kernel both patched and unpatched, and which one is measured depends on
+/// whether the firmware reads QEMU's `etc/boot/*` blobs (the answer is cached per firmware
+/// sha256, which takes ~2.5 ms to compute for a 4 MiB image). Instead of waiting for it, the
+/// measurement starts at once assuming the answer of every OVMF since 2024 (it reads them, so
+/// the kernel is measured unpatched), and is redone if the firmware says otherwise.
+fn measure_qemu_10_0(boot: TdxBoot<'_>, firmware: &[u8]) -> Result<TdxMeasurement> {
+    let (reads, guess) = std::thread::scope(|s| {
+        let reads = s.spawn(|| crate::cache::firmware_reads_named_blobs(firmware));
+        let guess = measure(&TdxBoot {
+            firmware_reads_named_blobs: Some(true),
+            ..boot
+        });
+        (reads.join(), guess)
+    });
+    let reads = reads.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    let m = if reads {
+        guess
+    } else {
+        measure(&TdxBoot {
+            firmware_reads_named_blobs: Some(false),
+            ..boot
+        })
+    };
+    m.context("computing TDX measurements")
 }
 
 fn registers_json(mrtd: &[u8; 48], rtmr: &[[u8; 48]; 4]) -> Value {
