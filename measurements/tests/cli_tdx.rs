@@ -568,3 +568,90 @@ fn qemu_10_0_firmware_probe_is_cached_per_firmware() {
     assert_eq!(rtmr1("10.0"), unpatched);
     assert_eq!(std::fs::read(&entry).unwrap(), b"1", "a garbled entry is re-probed and rewritten");
 }
+
+/// The edk2 ≥ stable202505 model: refused without the SMBIOS digest; with it, MRTD and
+/// RTMR1-3 are those of the pre-202505 model, and RTMR0 is the replay of the event list that a
+/// public TDX measurement tool uses for these firmwares (its layout and its published
+/// Boot0000/Boot0001 digests, rebuilt here by hand from our pre-202505 events), and the
+/// predicted CCEL replays to the same registers.
+#[test]
+fn stable202505_model_needs_the_smbios_digest_and_follows_the_published_layout() {
+    use sha2::{Digest, Sha384};
+    let dir = scratch("s202505");
+    let initrd = zero_initrd(&dir);
+    let o1 = fixture("O1");
+    let smbios = "ab".repeat(48);
+    let out = measure("2G", &o1, &initrd, CMDLINE, &["--ovmf-model", "stable202505"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--smbios-digest"));
+    let out = measure("2G", &o1, &initrd, CMDLINE, &["--smbios-digest", &smbios]);
+    assert_eq!(out.status.code(), Some(2), "a digest for a model that does not use it");
+    let out = measure("2G", &o1, &initrd, CMDLINE, &["--ovmf-model", "stable202505", "--smbios-digest", "abcd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("48 bytes"));
+
+    let old_log = dir.join("old.json");
+    let old: serde_json::Value = serde_json::from_str(
+        ok_stdout(&measure("2G", &o1, &initrd, CMDLINE, &["--json", "--event-log-json", old_log.to_str().unwrap()])).trim(),
+    )
+    .unwrap();
+    let ccel = dir.join("new.ccel");
+    let new: serde_json::Value = serde_json::from_str(
+        ok_stdout(&measure(
+            "2G",
+            &o1,
+            &initrd,
+            CMDLINE,
+            &["--json", "--ovmf-model", "stable202505", "--smbios-digest", &smbios, "--event-log-out", ccel.to_str().unwrap()],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    for r in ["mrtd", "rtmr1", "rtmr2", "rtmr3"] {
+        assert_eq!(new[r], old[r], "{r}");
+    }
+    assert_ne!(new["rtmr0"], old["rtmr0"]);
+
+    // RTMR0 by hand: HOB, CFV, fw_cfg BootMenu (00 00), fw_cfg bootorder, the 5 Secure Boot
+    // variables, separator, 3 ACPI blobs (all but the fw_cfg ones taken from the old log),
+    // SMBIOS, BootOrder 00 00 01 00, Boot0000, Boot0001.
+    let old_events: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&old_log).unwrap()).unwrap();
+    let rtmr0_old: Vec<Vec<u8>> = old_events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["rtmr"] == 0)
+        .map(|e| hex::decode(e["digest"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(rtmr0_old.len(), 13);
+    let mut digests: Vec<Vec<u8>> = rtmr0_old[..2].to_vec();
+    digests.push(Sha384::digest([0u8, 0]).to_vec());
+    digests.push(Sha384::digest(b"/rom@genroms/linuxboot_dma.bin\0").to_vec());
+    digests.extend_from_slice(&rtmr0_old[2..11]);
+    digests.push(hex::decode(&smbios).unwrap());
+    digests.push(Sha384::digest([0u8, 0, 1, 0]).to_vec());
+    digests.push(hex::decode("5068e6a9ded2a1c3a8ebb5d26004410ea8670742d8f444c5c3d161b76c66fa23a7b1d2fb3f9840570b675384b5818f2d").unwrap());
+    digests.push(hex::decode("dd424f2eeb35f3e8a2c2f50f6cc87ff90b7577e92ce63e13a22869d07d104fd5ea9800e6e4f12c5058fc4eaa78374f20").unwrap());
+    assert_eq!(digests.len(), 17);
+    let mut rtmr0 = vec![0u8; 48];
+    for d in &digests {
+        let mut h = Sha384::new();
+        h.update(&rtmr0);
+        h.update(d);
+        rtmr0 = h.finalize().to_vec();
+    }
+    assert_eq!(new["rtmr0"].as_str().unwrap(), hex::encode(rtmr0));
+
+    let replay: serde_json::Value = serde_json::from_str(&ok_stdout(&run(&[
+        "tdx",
+        "replay",
+        "--event-log",
+        ccel.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    for i in 0..4 {
+        assert_eq!(replay["rtmr"][i], new[format!("rtmr{i}")], "rtmr{i}");
+    }
+}

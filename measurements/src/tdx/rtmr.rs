@@ -46,9 +46,16 @@ pub enum OvmfEventModel {
     /// edk2 before `efaf893` (e.g. Ubuntu `2024.02-3+tdx1.0`): the ReadyToBoot separator is
     /// measured into RTMR0 after Boot0000, RTMR1 has none.
     LegacySeparatorInRtmr0,
-    /// edk2-stable202505 and later: 17 RTMR0 events including an `EV_EFI_VARIABLE_AUTHORITY`
-    /// whose preimage this crate cannot derive yet, so computing it is refused.
-    Stable202505,
+    /// edk2-stable202505 and later (docs/tdx-ovmf-202505.md): 17 RTMR0 events. New: the
+    /// fw_cfg `BootMenu` and `bootorder` items (after the CFV), the SMBIOS table
+    /// (`EV_EFI_HANDOFF_TABLES`, after the ACPI blobs), and two boot options
+    /// (BootManagerMenuApp, "EFI Firmware Setup"). The SMBIOS digest depends on the VM shape and
+    /// on the firmware's own Type 0 strings, and this crate does not derive it: the caller
+    /// gives it (from a reference boot of the same firmware, QEMU and shape).
+    Stable202505 {
+        /// SHA-384 of the filtered SMBIOS structure table (SmbiosMeasurementDxe).
+        smbios_digest: Sha384,
+    },
 }
 
 impl OvmfEventModel {
@@ -56,7 +63,7 @@ impl OvmfEventModel {
         match self {
             Self::Pre202505 => "pre202505",
             Self::LegacySeparatorInRtmr0 => "legacy-separator-in-rtmr0",
-            Self::Stable202505 => "stable202505",
+            Self::Stable202505 { .. } => "stable202505",
         }
     }
 }
@@ -205,14 +212,54 @@ fn boot_variable(name: &str, data: &[u8]) -> TdxEvent {
     TdxEvent::new(0, EV_EFI_VARIABLE_BOOT, data, var.to_bytes(), name)
 }
 
-/// RTMR0 events up to and including the ACPI blobs (#1-#11 of the pre-202505 model).
+/// QEMU's fw_cfg `bootorder` with `-kernel` on q35 (fw_cfg DMA): the option ROM that boots
+/// the kernel is the only boot device (`system/bootdevice.c`, `get_boot_devices_list`).
+pub const QEMU_KERNEL_BOOTORDER: &[u8] = b"/rom@genroms/linuxboot_dma.bin\0";
+
+/// A fw_cfg item OVMF ≥ stable202505 caches and measures (`QemuFwCfgCacheInit.c`): the digest
+/// is over the item's bytes, the event data `"QEMU FW CFG\0"` and the name padded to 56 bytes.
+fn fw_cfg_event(name: &str, data: &[u8]) -> TdxEvent {
+    let mut event_data = b"QEMU FW CFG\0".to_vec();
+    let mut field = [0u8; 56];
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    event_data.extend_from_slice(&field);
+    let what = format!("fw_cfg {name} ({} bytes)", data.len());
+    TdxEvent::new(0, EV_PLATFORM_CONFIG_FLAGS, data, event_data, what)
+}
+
+/// The SMBIOS table event of OVMF ≥ stable202505 (SmbiosMeasurementDxe, at ReadyToBoot):
+/// `EV_EFI_HANDOFF_TABLES` with an `EFI_HANDOFF_TABLE_POINTERS` for the SMBIOS 3 table. The
+/// table's address in it is not known offline (0 here); the digest is the caller's.
+fn smbios_event(digest: Sha384) -> TdxEvent {
+    const SMBIOS3_TABLE_GUID: crate::guid::EfiGuid =
+        crate::guid::EfiGuid::from_str_const("f2fd1544-9794-4a2c-992e-e5bbcf20e394");
+    let mut event_data = 1u64.to_le_bytes().to_vec();
+    event_data.extend_from_slice(SMBIOS3_TABLE_GUID.as_bytes());
+    event_data.extend_from_slice(&0u64.to_le_bytes());
+    TdxEvent {
+        rtmr: 0,
+        event_type: EV_EFI_HANDOFF_TABLES,
+        digest,
+        event_data,
+        description: "SMBIOS table (digest given by the caller)".into(),
+    }
+}
+
+/// RTMR0 events up to and including the ACPI blobs (#1-#11 of the pre-202505 model; with the
+/// two fw_cfg events after the CFV for stable202505).
 pub fn rtmr0_platform_events(
     fw: &[u8],
     desc: &TdvfDescriptor,
     memory_bytes: u64,
     acpi: &AcpiBlobs<'_>,
+    model: OvmfEventModel,
 ) -> Result<Vec<TdxEvent>, Error> {
     let mut ev = vec![td_hob_event(desc, memory_bytes)?, cfv_event(fw, desc)?];
+    if let OvmfEventModel::Stable202505 { .. } = model {
+        // FW_CFG_BOOT_MENU (0x0e): 0 without `-boot menu=on`.
+        ev.push(fw_cfg_event("BootMenu", &[0, 0]));
+        ev.push(fw_cfg_event("bootorder", QEMU_KERNEL_BOOTORDER));
+    }
     ev.extend(
         secure_boot_config_events(&secure_boot_variables_empty())
             .into_iter()
@@ -281,12 +328,6 @@ pub fn rtmr2_events(cmdline: &str, initrd: Option<&[u8]>) -> Vec<TdxEvent> {
 
 /// Predict MRTD, RTMR0..3 and the event log of a direct-boot TD.
 pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
-    if boot.ovmf == OvmfEventModel::Stable202505 {
-        return Err(Error::Unsupported {
-            model: boot.ovmf.name(),
-            problem: "its EV_EFI_VARIABLE_AUTHORITY event is not derived yet; use pre202505 firmware or the legacy model".into(),
-        });
-    }
     let desc = TdvfDescriptor::parse(boot.firmware)?;
     // Two threads side by side: the kernel's Authenticode (11 MiB for a distribution kernel,
     // the longest single SHA-384 stream), and MRTD with the other RTMR0 digests and RTMR2
@@ -305,7 +346,13 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
             mrtd(boot.firmware, &desc, boot.qemu.page_add_order).and_then(|m| {
                 Ok((
                     m,
-                    rtmr0_platform_events(boot.firmware, &desc, boot.memory_bytes, &boot.acpi)?,
+                    rtmr0_platform_events(
+                    boot.firmware,
+                    &desc,
+                    boot.memory_bytes,
+                    &boot.acpi,
+                    boot.ovmf,
+                )?,
                     rtmr2_events(boot.cmdline, boot.initrd),
                 ))
             })
@@ -316,11 +363,18 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
     let firmware = firmware.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let (mrtd, mut events, rtmr2) = firmware?;
     events.push(kernel);
-    events.push(boot_variable("BootOrder", &boot_order_data(&[0])));
-    events.push(boot_variable(
-        "Boot0000",
-        &EfiLoadOption::ovmf_ui_app().to_bytes(),
-    ));
+    if let OvmfEventModel::Stable202505 { smbios_digest } = boot.ovmf {
+        events.push(smbios_event(smbios_digest));
+        events.push(boot_variable("BootOrder", &boot_order_data(&[0, 1])));
+        let menu = EfiLoadOption::ovmf_boot_manager_menu_app();
+        events.push(boot_variable("Boot0000", &menu.to_bytes()));
+        let setup = EfiLoadOption::ovmf_firmware_setup();
+        events.push(boot_variable("Boot0001", &setup.to_bytes()));
+    } else {
+        events.push(boot_variable("BootOrder", &boot_order_data(&[0])));
+        let ui = EfiLoadOption::ovmf_ui_app();
+        events.push(boot_variable("Boot0000", &ui.to_bytes()));
+    }
     events.push(action(1, EFI_CALLING_EFI_APPLICATION));
     events.push(separator(match boot.ovmf {
         OvmfEventModel::LegacySeparatorInRtmr0 => 0,

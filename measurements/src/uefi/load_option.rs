@@ -62,6 +62,27 @@ impl EfiLoadOption {
         )
     }
 
+    /// Boot0000 of an edk2 ≥ stable202505 OVMF (commit `9d9e3a2ba`: BootManagerMenuApp is
+    /// the boot manager menu), registered by `BmRegisterBootManagerMenu`.
+    pub fn ovmf_boot_manager_menu_app() -> EfiLoadOption {
+        Self::fv_application(
+            LOAD_OPTION_ACTIVE | LOAD_OPTION_HIDDEN | LOAD_OPTION_CATEGORY_APP,
+            "BootManagerMenuApp",
+            BOOT_MANAGER_MENU_APP_FILE_GUID,
+        )
+    }
+
+    /// Boot0001 of an edk2 ≥ stable202505 OVMF: UiApp as "EFI Firmware Setup", not hidden
+    /// (`PlatformRegisterFvBootOption`, commits `d433b4c8e4` and `dd5cce3e53`). QEMU's
+    /// `-fw_cfg name=opt/org.tianocore/FirmwareSetupSupport,string=no` removes it.
+    pub fn ovmf_firmware_setup() -> EfiLoadOption {
+        Self::fv_application(
+            LOAD_OPTION_ACTIVE | LOAD_OPTION_CATEGORY_APP,
+            "EFI Firmware Setup",
+            UI_APP_FILE_GUID,
+        )
+    }
+
     /// The variable data, as measured in `EV_EFI_VARIABLE_BOOT`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let desc = utf16le(&self.description, true);
@@ -140,6 +161,24 @@ mod tests {
         assert_eq!(
             EfiLoadOption::parse(&b).unwrap(),
             EfiLoadOption::ovmf_ui_app()
+        );
+    }
+
+    /// The edk2 ≥ stable202505 boot options against the digests another project publishes
+    /// for them (constants in a public TDX measurement tool that replays real 202505+ logs:
+    /// `NEW_BOOT_0000_HASH`, `EFI_FIRMWARE_BOOT_HASH`).
+    #[test]
+    fn stable202505_boot_options_match_published_digests() {
+        let menu = EfiLoadOption::ovmf_boot_manager_menu_app().to_bytes();
+        let setup = EfiLoadOption::ovmf_firmware_setup().to_bytes();
+        assert_eq!((menu.len(), setup.len()), (88, 88));
+        assert_eq!(
+            hex::encode(Sha384::digest(&menu)),
+            "5068e6a9ded2a1c3a8ebb5d26004410ea8670742d8f444c5c3d161b76c66fa23a7b1d2fb3f9840570b675384b5818f2d"
+        );
+        assert_eq!(
+            hex::encode(Sha384::digest(&setup)),
+            "dd424f2eeb35f3e8a2c2f50f6cc87ff90b7577e92ce63e13a22869d07d104fd5ea9800e6e4f12c5058fc4eaa78374f20"
         );
     }
 

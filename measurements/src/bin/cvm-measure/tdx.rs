@@ -42,7 +42,7 @@ enum OvmfModel {
     Pre202505,
     /// edk2 before efaf893: ReadyToBoot separator in RTMR0
     LegacySeparatorInRtmr0,
-    /// edk2-stable202505 and later (refused: not derivable yet)
+    /// edk2-stable202505 and later: needs --smbios-digest (docs/tdx-ovmf-202505.md)
     Stable202505,
 }
 
@@ -88,6 +88,11 @@ struct MeasureArgs {
     /// The firmware's event model (which events TDVF measures, and where)
     #[arg(long, value_enum, default_value = "pre202505")]
     ovmf_model: OvmfModel,
+    /// With --ovmf-model stable202505: SHA-384 (96 hex digits) of the SMBIOS table event
+    /// (EV_EFI_HANDOFF_TABLES in RTMR0), taken from a reference boot of the same firmware,
+    /// QEMU and VM shape; it depends on memory, vCPUs and CPU model, and is not derived
+    #[arg(long, value_name = "HEX", value_parser = parse_digest48)]
+    smbios_digest: Option<[u8; 48]>,
     /// Print {"mrtd":…,"rtmr0":…,…,"rtmr3":…} (lowercase hex)
     #[arg(long)]
     json: bool,
@@ -154,10 +159,20 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
             PageOrder::TwoPass => PageAddOrder::TwoPass,
         };
     }
+    if a.smbios_digest.is_some() && a.ovmf_model != OvmfModel::Stable202505 {
+        bail!("--smbios-digest only applies to --ovmf-model stable202505 (older OVMF does not measure SMBIOS)");
+    }
     let ovmf = match a.ovmf_model {
         OvmfModel::Pre202505 => OvmfEventModel::Pre202505,
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
-        OvmfModel::Stable202505 => OvmfEventModel::Stable202505,
+        OvmfModel::Stable202505 => match a.smbios_digest {
+            Some(smbios_digest) => OvmfEventModel::Stable202505 { smbios_digest },
+            None => bail!(
+                "--ovmf-model stable202505 needs --smbios-digest: that firmware measures the SMBIOS \
+                 table into RTMR0, and its digest depends on the VM shape and the firmware's own \
+                 strings (take it from a reference boot's event log; docs/tdx-ovmf-202505.md)"
+            ),
+        },
     };
     let boot = TdxBoot {
         firmware_reads_named_blobs: None,
@@ -363,6 +378,12 @@ fn parse_memory(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?} is not a positive multiple of 4 KiB"));
     }
     Ok(bytes)
+}
+
+fn parse_digest48(s: &str) -> Result<[u8; 48], String> {
+    let b = hex::decode(s.trim()).map_err(|e| format!("not hex: {e}"))?;
+    b.try_into()
+        .map_err(|b: Vec<u8>| format!("a SHA-384 digest has 48 bytes, this has {}", b.len()))
 }
 
 fn parse_version(s: &str) -> Result<(u32, u32), String> {
