@@ -443,3 +443,41 @@ fn pcr0_of_both_firmwares() {
         );
     }
 }
+
+/// A real edk2-stable202608 OVMF (Debian sid `ovmf-generic` 2026.08+ds-2, OvmfPkgX64 with a
+/// TPM) booted with `-kernel` measures the boot options that the TDX `stable202505` model
+/// predicts for RTMR0 (the same preimages: EV_EFI_VARIABLE_BOOT hashes the variable data), in
+/// that order, right after the SMBIOS handoff table event (docs/tdx-ovmf-202505.md).
+#[test]
+fn sid_ovmf_2026_08_measures_the_stable202505_boot_options() {
+    use cvm_measurements::eventlog::alg::TPM_ALG_SHA384;
+    use cvm_measurements::eventlog::event_type::{EV_EFI_HANDOFF_TABLES, EV_EFI_VARIABLE_BOOT};
+    use cvm_measurements::uefi::load_option::EfiLoadOption;
+    use cvm_measurements::uefi::variable::{boot_order_data, UefiVariableData, EFI_GLOBAL_VARIABLE};
+    let c = load("debian-sid-ovmf-2026.08");
+    let pcr1: Vec<_> = c.log.events.iter().filter(|e| e.pcr_index == 1).collect();
+    let smbios = pcr1
+        .iter()
+        .position(|e| e.event_type == EV_EFI_HANDOFF_TABLES)
+        .expect("an SMBIOS handoff table event in PCR 1");
+    assert_eq!(pcr1[smbios].event.len(), 32, "EFI_HANDOFF_TABLE_POINTERS");
+    let boot: Vec<_> = pcr1[smbios + 1..]
+        .iter()
+        .filter(|e| e.event_type == EV_EFI_VARIABLE_BOOT)
+        .collect();
+    let want = [
+        ("BootOrder", boot_order_data(&[0, 1])),
+        ("Boot0000", EfiLoadOption::ovmf_boot_manager_menu_app().to_bytes()),
+        ("Boot0001", EfiLoadOption::ovmf_firmware_setup().to_bytes()),
+    ];
+    assert_eq!(boot.len(), want.len(), "boot variable events after SMBIOS");
+    for (e, (name, data)) in boot.iter().zip(&want) {
+        let var = UefiVariableData::new(EFI_GLOBAL_VARIABLE, name, data).to_bytes();
+        assert_eq!(hex::encode(&e.event), hex::encode(&var), "{name}");
+        assert_eq!(
+            e.digest(TPM_ALG_SHA384).unwrap(),
+            sha2::Sha384::digest(data).as_slice(),
+            "{name}: the digest covers the variable data"
+        );
+    }
+}

@@ -228,13 +228,15 @@ fn fw_cfg_event(name: &str, data: &[u8]) -> TdxEvent {
 }
 
 /// The SMBIOS table event of OVMF ≥ stable202505 (SmbiosMeasurementDxe, at ReadyToBoot):
-/// `EV_EFI_HANDOFF_TABLES` with an `EFI_HANDOFF_TABLE_POINTERS` for the SMBIOS 3 table. The
-/// table's address in it is not known offline (0 here); the digest is the caller's.
+/// `EV_EFI_HANDOFF_TABLES` with an `EFI_HANDOFF_TABLE_POINTERS` for the SMBIOS table. The
+/// event data is informative: its GUID is `gEfiSmbiosTableGuid`, as a 2026.08 OVMF logs it under
+/// QEMU 10.0's q35 (32-bit entry point; `gEfiSmbios3TableGuid` with a 64-bit one), and the
+/// table's address is not known offline (0 here). The digest is the caller's.
 fn smbios_event(digest: Sha384) -> TdxEvent {
-    const SMBIOS3_TABLE_GUID: crate::guid::EfiGuid =
-        crate::guid::EfiGuid::from_str_const("f2fd1544-9794-4a2c-992e-e5bbcf20e394");
+    const SMBIOS_TABLE_GUID: crate::guid::EfiGuid =
+        crate::guid::EfiGuid::from_str_const("eb9d2d31-2d88-11d3-9a16-0090273fc14d");
     let mut event_data = 1u64.to_le_bytes().to_vec();
-    event_data.extend_from_slice(SMBIOS3_TABLE_GUID.as_bytes());
+    event_data.extend_from_slice(SMBIOS_TABLE_GUID.as_bytes());
     event_data.extend_from_slice(&0u64.to_le_bytes());
     TdxEvent {
         rtmr: 0,

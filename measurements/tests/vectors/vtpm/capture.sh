@@ -24,6 +24,7 @@ ovmf-vtpm-2g|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|initrd.cpio|2
 ovmf-vtpm-disk|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|initrd.cpio|512|built:disk/disk.raw|console=ttyS0 panic=-1 quiet
 debian-ovmf|fixture:O1|built:kernel/bzImage|initrd.cpio|512||console=ttyS0 panic=-1 quiet
 debian-ovmf-debian-kernel|fixture:O1|fixture:K1|initrd.cpio|512||console=ttyS0 panic=-1 quiet
+debian-sid-ovmf-2026.08|deb:ovmf-generic_2026.08+ds-2_all.deb:usr/share/ovmf/OVMF.fd|built:kernel/bzImage|initrd.cpio|512||console=ttyS0 panic=-1 quiet
 ovmf-vtpm-no-initrd|built:firmware/ovmf-vtpm/OVMF.fd|built:kernel/bzImage|-|512|rootdisk:|console=ttyS0 panic=-1 quiet root=/dev/vda ro rootfstype=erofs init=/init'
 
 resolve() {
@@ -32,6 +33,12 @@ resolve() {
     fixture:*) echo "$fixtures/${1#fixture:}" ;;
     initrd.cpio) echo "$here/initrd.cpio" ;;
     rootdisk:) echo "$work/rootdisk.erofs" ;;
+    deb:*) # deb:FILE.deb:PATH: PATH inside a .deb placed in $work/debs (e.g. `apt-get download`
+        # from Debian sid, which this machine's sources do not carry by default)
+        spec=${1#deb:} deb=${spec%%:*} path=${spec#*:}
+        x=$work/debs/x-${deb%.deb}
+        [ -e "$x/$path" ] || { mkdir -p "$x" && dpkg-deb -x "$work/debs/$deb" "$x"; }
+        echo "$x/$path" ;;
     *) echo "unknown source $1" >&2; exit 2 ;;
     esac
 }
