@@ -93,6 +93,7 @@ fuzz_target!(|data: &[u8]| {
             sections(rest);
             if let Ok(m) = OvmfMemFvs::parse(rest) {
                 let _ = m.reads_qemu_named_blobs();
+                let _ = m.measures_smbios();
             }
             let _ = OvmfPcr0::from_firmware(rest);
         }

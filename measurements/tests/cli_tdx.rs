@@ -655,3 +655,45 @@ fn stable202505_model_needs_the_smbios_digest_and_follows_the_published_layout()
         assert_eq!(replay["rtmr"][i], new[format!("rtmr{i}")], "rtmr{i}");
     }
 }
+
+/// `--ovmf-model auto` picks pre202505 for Debian trixie's 2025.02 firmware and stable202505
+/// for Debian sid's 2026.08 one (it carries SmbiosMeasurementDxe), where it then needs the
+/// SMBIOS digest; each answer is cached per firmware.
+#[test]
+fn auto_model_tells_the_two_generations_apart() {
+    let dir = scratch("auto");
+    let initrd = zero_initrd(&dir);
+    let cache = dir.join("xdg");
+    let _ = std::fs::remove_dir_all(&cache);
+    let xz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm/debian-sid-ovmf-2026.08/OVMF.fd.xz")).unwrap();
+    let mut sid = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut sid).unwrap();
+    let sid_path = dir.join("sid-OVMF.fd");
+    std::fs::write(&sid_path, &sid).unwrap();
+    let sid_path = sid_path.to_str().unwrap().to_string();
+    let o1 = fixture("O1");
+    let smbios = "cd".repeat(48);
+    let with_cache = |firmware: &str, extra: &[&str]| {
+        let k1 = fixture("K1");
+        let mut argv = vec!["tdx", "--firmware", firmware, "--cpus", "1", "--memory", "2G", "--kernel", &k1];
+        argv.extend(["--initrd", &initrd, "--cmdline", CMDLINE, "--acpi-dir", ACPI_S1M2048, "--json"]);
+        argv.extend(["--qemu-version", "9.2"]);
+        argv.extend_from_slice(extra);
+        Command::new(BIN).args(&argv).env("XDG_CACHE_HOME", &cache).output().unwrap()
+    };
+    assert_eq!(
+        ok_stdout(&with_cache(&o1, &["--ovmf-model", "auto"])),
+        ok_stdout(&with_cache(&o1, &[])),
+        "O1 is pre-202505"
+    );
+    let out = with_cache(&sid_path, &["--ovmf-model", "auto"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SmbiosMeasurementDxe") && err.contains("--smbios-digest"), "{err}");
+    assert_eq!(
+        ok_stdout(&with_cache(&sid_path, &["--ovmf-model", "auto", "--smbios-digest", &smbios])),
+        ok_stdout(&with_cache(&sid_path, &["--ovmf-model", "stable202505", "--smbios-digest", &smbios])),
+    );
+    let cached = std::fs::read_dir(cache.join("cvm-image/firmware-measures-smbios")).unwrap().count();
+    assert_eq!(cached, 2, "one answer per firmware");
+}

@@ -696,19 +696,41 @@ impl OvmfMemFvs {
     /// (OvmfPkgX64 and AmdSev: PEIFV + DXEFV; IntelTdx: DXEFV + NCCFV). Error when it is in
     /// neither (firmware without direct kernel boot).
     pub fn reads_qemu_named_blobs(&self) -> Result<bool> {
+        let reads = self.with_file(&QEMU_KERNEL_LOADER_FS_DXE, |driver| {
+            Ok(driver.sections()?.iter().any(|s| {
+                s.section_type == SECTION_PE32
+                    && s.body.windows(NAMED_BLOB_PREFIX.len()).any(|w| w == NAMED_BLOB_PREFIX)
+            }))
+        })?;
+        reads.ok_or(Error::Missing("QemuKernelLoaderFsDxe (806040ca-dad9-4978-a3b4-2d2ab0c8a48f) in FVMAIN_COMPACT"))
+    }
+
+    /// `f` of the first file named `guid` in the volumes of `FVMAIN_COMPACT` (first, then
+    /// second); `None` when neither has it.
+    fn with_file<T>(&self, guid: &EfiGuid, f: impl FnOnce(&FfsFile<'_>) -> Result<T>) -> Result<Option<T>> {
         for (name, range) in [("first", &self.peifv), ("second", &self.dxefv)] {
             let fv = FirmwareVolume::parse(&self.decompressed[range.clone()], 0).map_err(|e| Error::Within {
                 context: format!("the {name} volume of FVMAIN_COMPACT"),
                 source: Box::new(e),
             })?;
-            if let Some(driver) = fv.file(&QEMU_KERNEL_LOADER_FS_DXE) {
-                return Ok(driver.sections()?.iter().any(|s| {
-                    s.section_type == SECTION_PE32
-                        && s.body.windows(NAMED_BLOB_PREFIX.len()).any(|w| w == NAMED_BLOB_PREFIX)
-                }));
+            if let Some(file) = fv.file(guid) {
+                return f(file).map(Some);
             }
         }
-        Err(Error::Missing("QemuKernelLoaderFsDxe (806040ca-dad9-4978-a3b4-2d2ab0c8a48f) in FVMAIN_COMPACT"))
+        Ok(None)
+    }
+}
+
+/// `MdeModulePkg/Universal/SmbiosMeasurementDxe/SmbiosMeasurementDxe.inf` `FILE_GUID`: OVMF
+/// carries it from edk2 commit `cd76265f1` (2025-04, in edk2-stable202505).
+pub const SMBIOS_MEASUREMENT_DXE: EfiGuid = EfiGuid::from_str_const("d27fed59-abb4-4fed-bead-2a878c7e4a7e");
+
+impl OvmfMemFvs {
+    /// Whether the firmware measures the SMBIOS table at ReadyToBoot (it carries
+    /// SmbiosMeasurementDxe in either volume of `FVMAIN_COMPACT`): the mark of the edk2 ≥
+    /// stable202505 event model (docs/tdx-ovmf-202505.md).
+    pub fn measures_smbios(&self) -> Result<bool> {
+        Ok(self.with_file(&SMBIOS_MEASUREMENT_DXE, |_| Ok(()))?.is_some())
     }
 }
 

@@ -44,6 +44,9 @@ enum OvmfModel {
     LegacySeparatorInRtmr0,
     /// edk2-stable202505 and later: needs --smbios-digest (docs/tdx-ovmf-202505.md)
     Stable202505,
+    /// stable202505 if the firmware carries SmbiosMeasurementDxe, else pre202505 (the
+    /// separator placement of older builds is not detected)
+    Auto,
 }
 
 #[derive(clap::Args)]
@@ -159,18 +162,29 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
             PageOrder::TwoPass => PageAddOrder::TwoPass,
         };
     }
-    if a.smbios_digest.is_some() && a.ovmf_model != OvmfModel::Stable202505 {
+    let model = match a.ovmf_model {
+        OvmfModel::Auto if crate::cache::firmware_measures_smbios(&firmware)? => OvmfModel::Stable202505,
+        OvmfModel::Auto => OvmfModel::Pre202505,
+        m => m,
+    };
+    if a.smbios_digest.is_some() && model != OvmfModel::Stable202505 {
         bail!("--smbios-digest only applies to --ovmf-model stable202505 (older OVMF does not measure SMBIOS)");
     }
-    let ovmf = match a.ovmf_model {
+    let ovmf = match model {
         OvmfModel::Pre202505 => OvmfEventModel::Pre202505,
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
+        OvmfModel::Auto => unreachable!("resolved above"),
         OvmfModel::Stable202505 => match a.smbios_digest {
             Some(smbios_digest) => OvmfEventModel::Stable202505 { smbios_digest },
             None => bail!(
-                "--ovmf-model stable202505 needs --smbios-digest: that firmware measures the SMBIOS \
+                "{}--ovmf-model stable202505 needs --smbios-digest: that firmware measures the SMBIOS \
                  table into RTMR0, and its digest depends on the VM shape and the firmware's own \
-                 strings (take it from a reference boot's event log; docs/tdx-ovmf-202505.md)"
+                 strings (take it from a reference boot's event log; docs/tdx-ovmf-202505.md)",
+                if a.ovmf_model == OvmfModel::Auto {
+                    "the firmware carries SmbiosMeasurementDxe (edk2 >= stable202505), and "
+                } else {
+                    ""
+                }
             ),
         },
     };
