@@ -697,3 +697,37 @@ fn auto_model_tells_the_two_generations_apart() {
     let cached = std::fs::read_dir(cache.join("cvm-image/firmware-measures-smbios")).unwrap().count();
     assert_eq!(cached, 2, "one answer per firmware");
 }
+
+/// The TDX models' boot options are constants; read from real firmware they are the same:
+/// Boot0000 is what `BmRegisterBootManagerMenu` derives (the volume holding the application
+/// and its user-interface name), UiApp for Debian trixie 2025.02 (fixture O1) and this
+/// project's IntelTdx build, BootManagerMenuApp for Debian sid 2026.08; the 2026.08 Boot0001
+/// ("EFI Firmware Setup", named by PlatformBootManagerLib) points at UiApp in the same volume.
+#[test]
+fn boot_options_of_the_models_are_those_the_firmware_yields() {
+    use cvm_measurements::ovmf::fv::OvmfMemFvs;
+    use cvm_measurements::uefi::load_option::{
+        EfiLoadOption, BOOT_MANAGER_MENU_APP_FILE_GUID, UI_APP_FILE_GUID,
+    };
+    let xz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm/debian-sid-ovmf-2026.08/OVMF.fd.xz")).unwrap();
+    let mut sid = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut sid).unwrap();
+    let built = std::env::var_os("CVM_BUILT_OUT")
+        .map(|d| std::path::PathBuf::from(d).join("firmware/ovmf-tdx/OVMF.fd"))
+        .expect("CVM_BUILT_OUT is not set: run the suite with `cargo xtask test`");
+    let pre = EfiLoadOption::ovmf_ui_app();
+    for (what, fw) in [("O1", std::fs::read(fixture("O1")).unwrap()), ("built ovmf-tdx", std::fs::read(&built).unwrap())] {
+        let fvs = OvmfMemFvs::parse(&fw).unwrap();
+        let got = fvs.boot_manager_menu_option(pre.attributes, &UI_APP_FILE_GUID).unwrap();
+        assert_eq!(got.as_ref(), Some(&pre), "{what}: Boot0000");
+        assert!(!fvs.measures_smbios().unwrap(), "{what} is pre-202505");
+    }
+    let fvs = OvmfMemFvs::parse(&sid).unwrap();
+    assert!(fvs.measures_smbios().unwrap());
+    let menu = EfiLoadOption::ovmf_boot_manager_menu_app();
+    let got = fvs.boot_manager_menu_option(menu.attributes, &BOOT_MANAGER_MENU_APP_FILE_GUID).unwrap();
+    assert_eq!(got.as_ref(), Some(&menu), "2026.08 Boot0000");
+    let setup = EfiLoadOption::ovmf_firmware_setup();
+    let ui = fvs.boot_manager_menu_option(setup.attributes, &UI_APP_FILE_GUID).unwrap().unwrap();
+    assert_eq!(ui.file_path_list, setup.file_path_list, "2026.08 Boot0001's device path");
+}

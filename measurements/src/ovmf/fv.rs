@@ -705,6 +705,38 @@ impl OvmfMemFvs {
         reads.ok_or(Error::Missing("QemuKernelLoaderFsDxe (806040ca-dad9-4978-a3b4-2d2ab0c8a48f) in FVMAIN_COMPACT"))
     }
 
+    /// The boot option edk2's `BmRegisterBootManagerMenu` registers for the application
+    /// `file` of this firmware: `Fv(<name of the volume holding it>)/FvFile(file)`, described by
+    /// the file's user-interface section. This is how Boot0000 comes about (UiApp before
+    /// edk2-stable202505, BootManagerMenuApp from then on); the TDX models use constants, and
+    /// tests check them against real firmware with this.
+    pub fn boot_manager_menu_option(
+        &self,
+        attributes: u32,
+        file: &EfiGuid,
+    ) -> Result<Option<crate::uefi::load_option::EfiLoadOption>> {
+        for (name, range) in [("first", &self.peifv), ("second", &self.dxefv)] {
+            let fv = FirmwareVolume::parse(&self.decompressed[range.clone()], 0).map_err(|e| Error::Within {
+                context: format!("the {name} volume of FVMAIN_COMPACT"),
+                source: Box::new(e),
+            })?;
+            let Some(f) = fv.file(file) else { continue };
+            let fv_name = fv.name.ok_or(Error::Missing("an FvName (extended header) on the volume holding the application"))?;
+            let ui = f.sections()?.into_iter().find(|s| s.section_type == SECTION_USER_INTERFACE);
+            let ui = ui.ok_or(Error::Missing("a user-interface section in the application's file"))?;
+            let units: Vec<u16> = ui.body.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+            let description = String::from_utf16(&units).map_err(|_| Error::Missing("UTF-16 text in the user-interface section"))?;
+            let mut option = crate::uefi::load_option::EfiLoadOption::fv_application(attributes, &description, *file);
+            option.file_path_list = crate::uefi::device_path::device_path_bytes(&[
+                crate::uefi::device_path::DevicePathNode::fv(fv_name),
+                crate::uefi::device_path::DevicePathNode::fv_file(*file),
+                crate::uefi::device_path::DevicePathNode::end(),
+            ]);
+            return Ok(Some(option));
+        }
+        Ok(None)
+    }
+
     /// `f` of the first file named `guid` in the volumes of `FVMAIN_COMPACT` (first, then
     /// second); `None` when neither has it.
     fn with_file<T>(&self, guid: &EfiGuid, f: impl FnOnce(&FfsFile<'_>) -> Result<T>) -> Result<Option<T>> {
