@@ -83,6 +83,35 @@ fn measure(memory: &str, firmware: &str, initrd: &str, cmdline: &str, extra: &[&
     run(&argv)
 }
 
+/// Debian sid's edk2-stable202608 `OVMF.fd` (kept with the vTPM vector that booted it),
+/// decompressed into `dir`.
+fn sid_firmware(dir: &std::path::Path) -> String {
+    let xz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/vtpm/debian-sid-ovmf-2026.08/OVMF.fd.xz"
+    ))
+    .unwrap();
+    let mut fw = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut fw).unwrap();
+    let path = dir.join("sid-OVMF.fd");
+    std::fs::write(&path, &fw).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `cvm-measure tdx` on the §5.2 inputs with `firmware`, QEMU 9.2 unless `extra` says
+/// otherwise, and its cache in `cache` (XDG_CACHE_HOME).
+fn measure_cached(cache: &std::path::Path, firmware: &str, initrd: &str, extra: &[&str]) -> Output {
+    let k1 = fixture("K1");
+    Command::new(BIN)
+        .args(["tdx", "--firmware", firmware, "--cpus", "1", "--memory", "2G", "--kernel", &k1])
+        .args(["--initrd", initrd, "--cmdline", CMDLINE, "--acpi-dir", ACPI_S1M2048, "--json"])
+        .args(["--qemu-version", "9.2"])
+        .args(extra)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .expect("spawning cvm-measure")
+}
+
 fn ok_stdout(o: &Output) -> String {
     assert!(
         o.status.success(),
@@ -569,7 +598,8 @@ fn qemu_10_0_firmware_probe_is_cached_per_firmware() {
     assert_eq!(std::fs::read(&entry).unwrap(), b"1", "a garbled entry is re-probed and rewritten");
 }
 
-/// The edk2 ≥ stable202505 model: refused without the SMBIOS digest; with it, MRTD and
+/// The edk2 ≥ stable202505 model, on Debian sid's 2026.08 firmware: refused without the
+/// SMBIOS digest; with it, MRTD and
 /// RTMR1-3 are those of the pre-202505 model, and RTMR0 is the replay of the event list that a
 /// public TDX measurement tool uses for these firmwares (its layout and its published
 /// Boot0000/Boot0001 digests, rebuilt here by hand from our pre-202505 events), and the
@@ -579,7 +609,7 @@ fn stable202505_model_needs_the_smbios_digest_and_follows_the_published_layout()
     use sha2::{Digest, Sha384};
     let dir = scratch("s202505");
     let initrd = zero_initrd(&dir);
-    let o1 = fixture("O1");
+    let o1 = sid_firmware(&dir);
     let smbios = "ab".repeat(48);
     let out = measure("2G", &o1, &initrd, CMDLINE, &["--ovmf-model", "stable202505"]);
     assert_eq!(out.status.code(), Some(2));
@@ -665,22 +695,10 @@ fn auto_model_tells_the_two_generations_apart() {
     let initrd = zero_initrd(&dir);
     let cache = dir.join("xdg");
     let _ = std::fs::remove_dir_all(&cache);
-    let xz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm/debian-sid-ovmf-2026.08/OVMF.fd.xz")).unwrap();
-    let mut sid = Vec::new();
-    lzma_rs::xz_decompress(&mut &xz[..], &mut sid).unwrap();
-    let sid_path = dir.join("sid-OVMF.fd");
-    std::fs::write(&sid_path, &sid).unwrap();
-    let sid_path = sid_path.to_str().unwrap().to_string();
+    let sid_path = sid_firmware(&dir);
     let o1 = fixture("O1");
     let smbios = "cd".repeat(48);
-    let with_cache = |firmware: &str, extra: &[&str]| {
-        let k1 = fixture("K1");
-        let mut argv = vec!["tdx", "--firmware", firmware, "--cpus", "1", "--memory", "2G", "--kernel", &k1];
-        argv.extend(["--initrd", &initrd, "--cmdline", CMDLINE, "--acpi-dir", ACPI_S1M2048, "--json"]);
-        argv.extend(["--qemu-version", "9.2"]);
-        argv.extend_from_slice(extra);
-        Command::new(BIN).args(&argv).env("XDG_CACHE_HOME", &cache).output().unwrap()
-    };
+    let with_cache = |firmware: &str, extra: &[&str]| measure_cached(&cache, firmware, &initrd, extra);
     assert_eq!(
         ok_stdout(&with_cache(&o1, &["--ovmf-model", "auto"])),
         ok_stdout(&with_cache(&o1, &[])),
@@ -709,9 +727,8 @@ fn boot_options_of_the_models_are_those_the_firmware_yields() {
     use cvm_measurements::uefi::load_option::{
         EfiLoadOption, BOOT_MANAGER_MENU_APP_FILE_GUID, UI_APP_FILE_GUID,
     };
-    let xz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm/debian-sid-ovmf-2026.08/OVMF.fd.xz")).unwrap();
-    let mut sid = Vec::new();
-    lzma_rs::xz_decompress(&mut &xz[..], &mut sid).unwrap();
+    let dir = scratch("bootopts");
+    let sid = std::fs::read(sid_firmware(&dir)).unwrap();
     let built = std::env::var_os("CVM_BUILT_OUT")
         .map(|d| std::path::PathBuf::from(d).join("firmware/ovmf-tdx/OVMF.fd"))
         .expect("CVM_BUILT_OUT is not set: run the suite with `cargo xtask test`");
@@ -730,4 +747,38 @@ fn boot_options_of_the_models_are_those_the_firmware_yields() {
     let setup = EfiLoadOption::ovmf_firmware_setup();
     let ui = fvs.boot_manager_menu_option(setup.attributes, &UI_APP_FILE_GUID).unwrap().unwrap();
     assert_eq!(ui.file_path_list, setup.file_path_list, "2026.08 Boot0001's device path");
+}
+
+/// The boot options come from the firmware (cached per model and firmware): a cache entry
+/// naming another option moves RTMR0 and nothing else, and a garbled one is derived again.
+#[test]
+fn boot_options_are_derived_from_the_firmware_and_cached() {
+    use cvm_measurements::uefi::load_option::EfiLoadOption;
+    use sha2::{Digest, Sha256};
+    let dir = scratch("bootcache");
+    let initrd = zero_initrd(&dir);
+    let cache = dir.join("xdg");
+    let _ = std::fs::remove_dir_all(&cache);
+    let o1 = fixture("O1");
+    let run = || -> serde_json::Value {
+        serde_json::from_str(ok_stdout(&measure_cached(&cache, &o1, &initrd, &[])).trim()).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["rtmr0"], RTMR0);
+    let entry = cache
+        .join("cvm-image/firmware-boot-options")
+        .join(format!("pre202505-{}", hex::encode(Sha256::digest(std::fs::read(&o1).unwrap()))));
+    let stored = std::fs::read_to_string(&entry).unwrap();
+    assert_eq!(stored, hex::encode(EfiLoadOption::ovmf_ui_app().to_bytes()) + "\n");
+    let mut other = EfiLoadOption::ovmf_ui_app();
+    other.description = "Other".into();
+    std::fs::write(&entry, hex::encode(other.to_bytes()) + "\n").unwrap();
+    let moved = run();
+    assert_ne!(moved["rtmr0"], first["rtmr0"]);
+    for r in ["mrtd", "rtmr1", "rtmr2", "rtmr3"] {
+        assert_eq!(moved[r], first[r], "{r}");
+    }
+    std::fs::write(&entry, "garbage").unwrap();
+    assert_eq!(run()["rtmr0"], RTMR0);
+    assert_eq!(std::fs::read_to_string(&entry).unwrap(), stored, "re-derived and rewritten");
 }

@@ -69,6 +69,7 @@ fn boot<'a>(
         // §5.2 is the setup-header patch model (QEMU 9.x: no etc/boot/kernel).
         qemu: QemuModel::for_version(9, 2),
         ovmf: OvmfEventModel::Pre202505,
+        boot_options: None,
         firmware_reads_named_blobs: None,
     }
 }

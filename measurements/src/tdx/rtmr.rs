@@ -59,6 +59,47 @@ pub enum OvmfEventModel {
 }
 
 impl OvmfEventModel {
+    /// The boot options this generation of OVMF creates for a `-kernel` boot, in BootOrder
+    /// order, as OVMF's own builds name them (see [`OvmfEventModel::boot_options_of`]).
+    pub fn boot_options(self) -> Vec<EfiLoadOption> {
+        match self {
+            Self::Stable202505 { .. } => vec![
+                EfiLoadOption::ovmf_boot_manager_menu_app(),
+                EfiLoadOption::ovmf_firmware_setup(),
+            ],
+            _ => vec![EfiLoadOption::ovmf_ui_app()],
+        }
+    }
+
+    /// The same boot options derived from `firmware` as edk2 derives them: the volume that
+    /// holds each application and its user-interface name (Boot0000), UiApp's volume with
+    /// PlatformBootManagerLib's "EFI Firmware Setup" (Boot0001 from stable202505). Needs the
+    /// decompressed `FVMAIN_COMPACT` (~280 ms; `cvm-measure` caches the answer per firmware).
+    pub fn boot_options_of(self, firmware: &OvmfMemFvs) -> Result<Vec<EfiLoadOption>, Error> {
+        use crate::uefi::load_option::{BOOT_MANAGER_MENU_APP_FILE_GUID, UI_APP_FILE_GUID};
+        let find = |attributes: u32, file, what: &str| {
+            firmware
+                .boot_manager_menu_option(attributes, file)?
+                .ok_or_else(|| Error::Unsupported {
+                    model: self.name(),
+                    problem: format!("the firmware has no {what} in FVMAIN_COMPACT to make its boot option from"),
+                })
+        };
+        Ok(match self {
+            Self::Stable202505 { .. } => {
+                let menu = EfiLoadOption::ovmf_boot_manager_menu_app();
+                let setup = EfiLoadOption::ovmf_firmware_setup();
+                let mut ui = find(setup.attributes, &UI_APP_FILE_GUID, "UiApp")?;
+                ui.description = setup.description;
+                vec![find(menu.attributes, &BOOT_MANAGER_MENU_APP_FILE_GUID, "BootManagerMenuApp")?, ui]
+            }
+            _ => {
+                let ui = EfiLoadOption::ovmf_ui_app();
+                vec![find(ui.attributes, &UI_APP_FILE_GUID, "UiApp")?]
+            }
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Pre202505 => "pre202505",
@@ -86,6 +127,9 @@ pub struct TdxBoot<'a> {
     /// (`cvm-measure` caches it per firmware digest); `None`: probed when the QEMU model needs
     /// it ([`QemuModel::kernel_patched`]; an LZMA decompression of `FVMAIN_COMPACT`).
     pub firmware_reads_named_blobs: Option<bool>,
+    /// The boot options, when the caller derived them from the firmware
+    /// ([`OvmfEventModel::boot_options_of`]); `None`: the model's ([`OvmfEventModel::boot_options`]).
+    pub boot_options: Option<&'a [EfiLoadOption]>,
 }
 
 /// One predicted event.
@@ -367,15 +411,15 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
     events.push(kernel);
     if let OvmfEventModel::Stable202505 { smbios_digest } = boot.ovmf {
         events.push(smbios_event(smbios_digest));
-        events.push(boot_variable("BootOrder", &boot_order_data(&[0, 1])));
-        let menu = EfiLoadOption::ovmf_boot_manager_menu_app();
-        events.push(boot_variable("Boot0000", &menu.to_bytes()));
-        let setup = EfiLoadOption::ovmf_firmware_setup();
-        events.push(boot_variable("Boot0001", &setup.to_bytes()));
-    } else {
-        events.push(boot_variable("BootOrder", &boot_order_data(&[0])));
-        let ui = EfiLoadOption::ovmf_ui_app();
-        events.push(boot_variable("Boot0000", &ui.to_bytes()));
+    }
+    let options = match boot.boot_options {
+        Some(o) => o.to_vec(),
+        None => boot.ovmf.boot_options(),
+    };
+    let order: Vec<u16> = (0..options.len() as u16).collect();
+    events.push(boot_variable("BootOrder", &boot_order_data(&order)));
+    for (n, o) in order.iter().zip(&options) {
+        events.push(boot_variable(&format!("Boot{n:04X}"), &o.to_bytes()));
     }
     events.push(action(1, EFI_CALLING_EFI_APPLICATION));
     events.push(separator(match boot.ovmf {

@@ -1,9 +1,12 @@
 //! The per-user cache of `cvm-measure` (`$XDG_CACHE_HOME/cvm-image`, else
 //! `~/.cache/cvm-image`; safe to delete): ACPI captures (`acpi/`, [`crate::qemu_acpi`]) and
 //! the firmware probes of the QEMU 10.0 kernel model (`firmware-named-blobs/`) and of
-//! `--ovmf-model auto` (`firmware-measures-smbios/`).
+//! `--ovmf-model auto` (`firmware-measures-smbios/`), and the firmware's boot options
+//! (`firmware-boot-options/`).
 
 use anyhow::{Context, Result};
+use cvm_measurements::tdx::OvmfEventModel;
+use cvm_measurements::uefi::load_option::EfiLoadOption;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -23,9 +26,9 @@ pub fn base() -> Result<PathBuf> {
 /// (`OvmfMemFvs::reads_qemu_named_blobs`), cached per firmware sha256 in
 /// `$XDG_CACHE_HOME/cvm-image/firmware-named-blobs/<sha256>` ("1" or "0"): the probe
 /// decompresses FVMAIN_COMPACT, about 280 ms, the lookup a sha256 of the file. An unreadable
-/// or malformed entry is ignored and rewritten.
-pub fn firmware_reads_named_blobs(firmware: &[u8]) -> Result<bool> {
-    firmware_answer("firmware-named-blobs", firmware, || {
+/// or malformed entry is ignored and rewritten. `key` is [`firmware_key`] of the firmware.
+pub fn firmware_reads_named_blobs(firmware: &[u8], key: &str) -> Result<bool> {
+    firmware_answer("firmware-named-blobs", key, || {
         cvm_measurements::ovmf::fv::OvmfMemFvs::parse(firmware)
             .and_then(|m| m.reads_qemu_named_blobs())
             .context("telling whether the firmware reads QEMU's etc/boot/kernel (QEMU 10.0 kernel model)")
@@ -36,27 +39,58 @@ pub fn firmware_reads_named_blobs(firmware: &[u8]) -> Result<bool> {
 /// stable202505, `OvmfMemFvs::measures_smbios`), cached like [`firmware_reads_named_blobs`]
 /// in `firmware-measures-smbios/`.
 pub fn firmware_measures_smbios(firmware: &[u8]) -> Result<bool> {
-    firmware_answer("firmware-measures-smbios", firmware, || {
+    firmware_answer("firmware-measures-smbios", &firmware_key(firmware), || {
         cvm_measurements::ovmf::fv::OvmfMemFvs::parse(firmware)
             .and_then(|m| m.measures_smbios())
             .context("telling the firmware's event model (--ovmf-model auto)")
     })
 }
 
+/// The boot options OVMF creates for a `-kernel` boot under `model`, derived from the
+/// firmware (`OvmfEventModel::boot_options_of`), cached per (model generation, firmware
+/// sha256) in `firmware-boot-options/` as one hex `EFI_LOAD_OPTION` per line. `key` is
+/// [`firmware_key`] of the firmware.
+pub fn firmware_boot_options(firmware: &[u8], key: &str, model: OvmfEventModel) -> Result<Vec<EfiLoadOption>> {
+    let dir = base()?.join("firmware-boot-options");
+    let entry = dir.join(format!("{}-{key}", model.name()));
+    let parse = |text: &str| -> Option<Vec<EfiLoadOption>> {
+        text.lines().map(|l| EfiLoadOption::parse(&hex::decode(l).ok()?).ok()).collect()
+    };
+    if let Some(o) = std::fs::read_to_string(&entry).ok().as_deref().and_then(parse).filter(|o| !o.is_empty()) {
+        return Ok(o);
+    }
+    let options = cvm_measurements::ovmf::fv::OvmfMemFvs::parse(firmware)
+        .map_err(cvm_measurements::tdx::Error::from)
+        .and_then(|fvs| model.boot_options_of(&fvs))
+        .context("deriving the firmware's boot options (Boot####, RTMR0)")?;
+    let text: String = options.iter().map(|o| hex::encode(o.to_bytes()) + "\n").collect();
+    write_entry(&dir, &entry, text.as_bytes());
+    Ok(options)
+}
+
+/// The cache key of a firmware image: its sha256 (hex).
+pub fn firmware_key(firmware: &[u8]) -> String {
+    hex::encode(Sha256::digest(firmware))
+}
+
 /// A yes/no fact about a firmware image, computed by `probe` once per firmware sha256.
-fn firmware_answer(dir: &str, firmware: &[u8], probe: impl FnOnce() -> Result<bool>) -> Result<bool> {
+fn firmware_answer(dir: &str, key: &str, probe: impl FnOnce() -> Result<bool>) -> Result<bool> {
     let dir = base()?.join(dir);
-    let entry = dir.join(hex::encode(Sha256::digest(firmware)));
+    let entry = dir.join(key);
     match std::fs::read(&entry).as_deref() {
         Ok(b"1") => return Ok(true),
         Ok(b"0") => return Ok(false),
         _ => {}
     }
     let answer = probe()?;
-    // Best effort: a cache that cannot be written only costs the probe next time.
-    let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&tmp, if answer { "1" } else { "0" }).is_ok() {
-        let _ = std::fs::rename(&tmp, &entry);
-    }
+    write_entry(&dir, &entry, if answer { b"1" } else { b"0" });
     Ok(answer)
+}
+
+/// Best effort: a cache that cannot be written only costs the probe next time.
+fn write_entry(dir: &std::path::Path, entry: &std::path::Path, bytes: &[u8]) {
+    let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, entry);
+    }
 }

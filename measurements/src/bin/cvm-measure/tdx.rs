@@ -11,6 +11,7 @@ use cvm_measurements::eventlog::{ccel, event_type, EventLog, TcgPcrEvent2};
 use cvm_measurements::tdx::quote::TdxQuote;
 use cvm_measurements::tdx::rtmr::{measure, rtmrs_from_ccel, TdxBoot, TdxEvent, TdxMeasurement};
 use cvm_measurements::tdx::{AcpiBlobs, OvmfEventModel, PageAddOrder, QemuModel};
+use cvm_measurements::uefi::load_option::EfiLoadOption;
 use serde_json::{json, Value};
 
 #[derive(clap::Args)]
@@ -198,12 +199,9 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         cmdline: &a.cmdline,
         qemu,
         ovmf,
+        boot_options: None,
     };
-    let m = if qemu.depends_on_firmware() {
-        measure_qemu_10_0(boot, &firmware)?
-    } else {
-        measure(&boot).context("computing TDX measurements")?
-    };
+    let m = measure_checked(boot)?;
 
     if let Some(p) = &a.event_log_out {
         crate::output::write(p, &m.to_ccel().to_bytes())?;
@@ -234,26 +232,37 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// QEMU 10.0 offers the kernel both patched and unpatched, and which one is measured depends on
-/// whether the firmware reads QEMU's `etc/boot/*` blobs (the answer is cached per firmware
-/// sha256, which takes ~2.5 ms to compute for a 4 MiB image). Instead of waiting for it, the
-/// measurement starts at once assuming the answer of every OVMF since 2024 (it reads them, so
-/// the kernel is measured unpatched), and is redone if the firmware says otherwise.
-fn measure_qemu_10_0(boot: TdxBoot<'_>, firmware: &[u8]) -> Result<TdxMeasurement> {
-    let (reads, guess) = std::thread::scope(|s| {
-        let reads = s.spawn(|| crate::cache::firmware_reads_named_blobs(firmware));
+/// Measure with the answers of current OVMF builds while, on another thread, the two facts
+/// that come from the firmware itself are looked up (cached per firmware sha256, which takes
+/// ~2.5 ms for a 4 MiB image): under QEMU 10.0, whether it reads QEMU's `etc/boot/*` blobs
+/// (then the kernel is measured unpatched: every OVMF since 2024 does), and the boot options
+/// it creates (Boot####, derived from its volumes). If either differs from the guess, the
+/// measurement is redone with the firmware's answer.
+fn measure_checked(boot: TdxBoot<'_>) -> Result<TdxMeasurement> {
+    let depends = boot.qemu.depends_on_firmware();
+    let (facts, guess) = std::thread::scope(|s| {
+        let facts = s.spawn(|| -> Result<(Option<bool>, Vec<EfiLoadOption>)> {
+            let key = crate::cache::firmware_key(boot.firmware);
+            let reads = match depends {
+                true => Some(crate::cache::firmware_reads_named_blobs(boot.firmware, &key)?),
+                false => None,
+            };
+            let options = crate::cache::firmware_boot_options(boot.firmware, &key, boot.ovmf)?;
+            Ok((reads, options))
+        });
         let guess = measure(&TdxBoot {
-            firmware_reads_named_blobs: Some(true),
+            firmware_reads_named_blobs: depends.then_some(true),
             ..boot
         });
-        (reads.join(), guess)
+        (facts.join(), guess)
     });
-    let reads = reads.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-    let m = if reads {
+    let (reads, options) = facts.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    let m = if reads.unwrap_or(true) && options == boot.ovmf.boot_options() {
         guess
     } else {
         measure(&TdxBoot {
-            firmware_reads_named_blobs: Some(false),
+            firmware_reads_named_blobs: reads,
+            boot_options: Some(&options),
             ..boot
         })
     };
