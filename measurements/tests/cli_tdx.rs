@@ -584,7 +584,7 @@ fn qemu_10_0_firmware_probe_is_cached_per_firmware() {
     };
     let entry = cache
         .join("cvm-image/firmware-named-blobs")
-        .join(hex::encode(Sha256::digest(std::fs::read(&o1).unwrap())));
+        .join(format!("mrtd-{MRTD}"));
     let (patched, unpatched) = (rtmr1("9.2"), rtmr1("10.1"));
     assert_eq!(patched, RTMR1);
     assert_ne!(patched, unpatched);
@@ -767,7 +767,7 @@ fn boot_options_are_derived_from_the_firmware_and_cached() {
     assert_eq!(first["rtmr0"], RTMR0);
     let entry = cache
         .join("cvm-image/firmware-boot-options")
-        .join(format!("pre202505-{}", hex::encode(Sha256::digest(std::fs::read(&o1).unwrap()))));
+        .join(format!("pre202505-mrtd-{MRTD}"));
     let stored = std::fs::read_to_string(&entry).unwrap();
     assert_eq!(stored, hex::encode(EfiLoadOption::ovmf_ui_app().to_bytes()) + "\n");
     let mut other = EfiLoadOption::ovmf_ui_app();

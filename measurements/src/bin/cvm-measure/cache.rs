@@ -24,9 +24,9 @@ pub fn base() -> Result<PathBuf> {
 
 /// Whether `firmware` reads QEMU's named `etc/boot/*` blobs
 /// (`OvmfMemFvs::reads_qemu_named_blobs`), cached per firmware sha256 in
-/// `$XDG_CACHE_HOME/cvm-image/firmware-named-blobs/<sha256>` ("1" or "0"): the probe
-/// decompresses FVMAIN_COMPACT, about 280 ms, the lookup a sha256 of the file. An unreadable
-/// or malformed entry is ignored and rewritten. `key` is [`firmware_key`] of the firmware.
+/// `$XDG_CACHE_HOME/cvm-image/firmware-named-blobs/<key>` ("1" or "0"): the probe
+/// decompresses FVMAIN_COMPACT, about 280 ms. An unreadable or malformed entry is ignored and
+/// rewritten. `key` names the firmware's code: `cvm-measure tdx` uses `mrtd-<MRTD>`.
 pub fn firmware_reads_named_blobs(firmware: &[u8], key: &str) -> Result<bool> {
     firmware_answer("firmware-named-blobs", key, || {
         cvm_measurements::ovmf::fv::OvmfMemFvs::parse(firmware)
@@ -48,8 +48,7 @@ pub fn firmware_measures_smbios(firmware: &[u8]) -> Result<bool> {
 
 /// The boot options OVMF creates for a `-kernel` boot under `model`, derived from the
 /// firmware (`OvmfEventModel::boot_options_of`), cached per (model generation, firmware
-/// sha256) in `firmware-boot-options/` as one hex `EFI_LOAD_OPTION` per line. `key` is
-/// [`firmware_key`] of the firmware.
+/// code) in `firmware-boot-options/<model>-<key>` as one hex `EFI_LOAD_OPTION` per line.
 pub fn firmware_boot_options(firmware: &[u8], key: &str, model: OvmfEventModel) -> Result<Vec<EfiLoadOption>> {
     let dir = base()?.join("firmware-boot-options");
     let entry = dir.join(format!("{}-{key}", model.name()));
@@ -68,8 +67,8 @@ pub fn firmware_boot_options(firmware: &[u8], key: &str, model: OvmfEventModel) 
     Ok(options)
 }
 
-/// The cache key of a firmware image: its sha256 (hex).
-pub fn firmware_key(firmware: &[u8]) -> String {
+/// The cache key of a whole firmware image: its sha256 (hex).
+fn firmware_key(firmware: &[u8]) -> String {
     hex::encode(Sha256::digest(firmware))
 }
 

@@ -11,7 +11,6 @@ use cvm_measurements::eventlog::{ccel, event_type, EventLog, TcgPcrEvent2};
 use cvm_measurements::tdx::quote::TdxQuote;
 use cvm_measurements::tdx::rtmr::{measure, rtmrs_from_ccel, TdxBoot, TdxEvent, TdxMeasurement};
 use cvm_measurements::tdx::{AcpiBlobs, OvmfEventModel, PageAddOrder, QemuModel};
-use cvm_measurements::uefi::load_option::EfiLoadOption;
 use serde_json::{json, Value};
 
 #[derive(clap::Args)]
@@ -232,41 +231,35 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Measure with the answers of current OVMF builds while, on another thread, the two facts
-/// that come from the firmware itself are looked up (cached per firmware sha256, which takes
-/// ~2.5 ms for a 4 MiB image): under QEMU 10.0, whether it reads QEMU's `etc/boot/*` blobs
-/// (then the kernel is measured unpatched: every OVMF since 2024 does), and the boot options
-/// it creates (Boot####, derived from its volumes). If either differs from the guess, the
-/// measurement is redone with the firmware's answer.
+/// Measure with the answers of current OVMF builds, then check them against the two facts
+/// that come from the firmware itself, cached per firmware: under QEMU 10.0, whether it reads
+/// QEMU's `etc/boot/*` blobs (then the kernel is measured unpatched: every OVMF since 2024
+/// does), and the boot options it creates (Boot####, derived from its volumes). If either
+/// differs from the guess, the measurement is redone with the firmware's answer. The cache key
+/// is the MRTD just computed: it covers every byte of the firmware's measured volumes, where
+/// both facts come from, so no extra hash of the file is needed.
 fn measure_checked(boot: TdxBoot<'_>) -> Result<TdxMeasurement> {
     let depends = boot.qemu.depends_on_firmware();
-    let (facts, guess) = std::thread::scope(|s| {
-        let facts = s.spawn(|| -> Result<(Option<bool>, Vec<EfiLoadOption>)> {
-            let key = crate::cache::firmware_key(boot.firmware);
-            let reads = match depends {
-                true => Some(crate::cache::firmware_reads_named_blobs(boot.firmware, &key)?),
-                false => None,
-            };
-            let options = crate::cache::firmware_boot_options(boot.firmware, &key, boot.ovmf)?;
-            Ok((reads, options))
-        });
-        let guess = measure(&TdxBoot {
-            firmware_reads_named_blobs: depends.then_some(true),
-            ..boot
-        });
-        (facts.join(), guess)
-    });
-    let (reads, options) = facts.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-    let m = if reads.unwrap_or(true) && options == boot.ovmf.boot_options() {
-        guess
-    } else {
-        measure(&TdxBoot {
-            firmware_reads_named_blobs: reads,
-            boot_options: Some(&options),
-            ..boot
-        })
+    let guess = measure(&TdxBoot {
+        firmware_reads_named_blobs: depends.then_some(true),
+        ..boot
+    })
+    .context("computing TDX measurements")?;
+    let key = format!("mrtd-{}", hex::encode(guess.mrtd));
+    let reads = match depends {
+        true => Some(crate::cache::firmware_reads_named_blobs(boot.firmware, &key)?),
+        false => None,
     };
-    m.context("computing TDX measurements")
+    let options = crate::cache::firmware_boot_options(boot.firmware, &key, boot.ovmf)?;
+    if reads.unwrap_or(true) && options == boot.ovmf.boot_options() {
+        return Ok(guess);
+    }
+    measure(&TdxBoot {
+        firmware_reads_named_blobs: reads,
+        boot_options: Some(&options),
+        ..boot
+    })
+    .context("computing TDX measurements")
 }
 
 fn registers_json(mrtd: &[u8; 48], rtmr: &[[u8; 48]; 4]) -> Value {
