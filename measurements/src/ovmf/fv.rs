@@ -22,6 +22,7 @@
 //! Offsets in errors are offsets in the buffer given to the parser; errors inside decompressed
 //! data are wrapped in [`Error::Within`], which names the section they came from.
 
+use crate::uefi::load_option::EfiLoadOption;
 use super::{read_array, read_slice, read_u16, read_u32, read_u64, Error, Result};
 use crate::guid::EfiGuid;
 
@@ -696,7 +697,7 @@ impl OvmfMemFvs {
     /// (OvmfPkgX64 and AmdSev: PEIFV + DXEFV; IntelTdx: DXEFV + NCCFV). Error when it is in
     /// neither (firmware without direct kernel boot).
     pub fn reads_qemu_named_blobs(&self) -> Result<bool> {
-        let reads = self.with_file(&QEMU_KERNEL_LOADER_FS_DXE, |driver| {
+        let reads = self.with_file(&QEMU_KERNEL_LOADER_FS_DXE, |driver, _| {
             Ok(driver.sections()?.iter().any(|s| {
                 s.section_type == SECTION_PE32
                     && s.body.windows(NAMED_BLOB_PREFIX.len()).any(|w| w == NAMED_BLOB_PREFIX)
@@ -705,48 +706,39 @@ impl OvmfMemFvs {
         reads.ok_or(Error::Missing("QemuKernelLoaderFsDxe (806040ca-dad9-4978-a3b4-2d2ab0c8a48f) in FVMAIN_COMPACT"))
     }
 
+    /// Whether the firmware measures the SMBIOS table at ReadyToBoot (it carries
+    /// SmbiosMeasurementDxe in either volume of `FVMAIN_COMPACT`): the mark of the edk2 ≥
+    /// stable202505 event model (docs/tdx-ovmf-202505.md).
+    pub fn measures_smbios(&self) -> Result<bool> {
+        Ok(self.with_file(&SMBIOS_MEASUREMENT_DXE, |_, _| Ok(()))?.is_some())
+    }
+
     /// The boot option edk2's `BmRegisterBootManagerMenu` registers for the application
     /// `file` of this firmware: `Fv(<name of the volume holding it>)/FvFile(file)`, described by
     /// the file's user-interface section. This is how Boot0000 comes about (UiApp before
-    /// edk2-stable202505, BootManagerMenuApp from then on); the TDX models use constants, and
-    /// tests check them against real firmware with this.
-    pub fn boot_manager_menu_option(
-        &self,
-        attributes: u32,
-        file: &EfiGuid,
-    ) -> Result<Option<crate::uefi::load_option::EfiLoadOption>> {
-        for (name, range) in [("first", &self.peifv), ("second", &self.dxefv)] {
-            let fv = FirmwareVolume::parse(&self.decompressed[range.clone()], 0).map_err(|e| Error::Within {
-                context: format!("the {name} volume of FVMAIN_COMPACT"),
-                source: Box::new(e),
-            })?;
-            let Some(f) = fv.file(file) else { continue };
-            let fv_name = fv.name.ok_or(Error::Missing("an FvName (extended header) on the volume holding the application"))?;
+    /// edk2-stable202505, BootManagerMenuApp from then on); `tdx::OvmfEventModel::boot_options_of`
+    /// builds the TDX boot options with it. `None` when neither volume has the file.
+    pub fn boot_manager_menu_option(&self, attributes: u32, file: &EfiGuid) -> Result<Option<EfiLoadOption>> {
+        self.with_file(file, |f, fv_name| {
+            let fv_name = fv_name.ok_or(Error::Missing("an FvName (extended header) on the volume holding the application"))?;
             let ui = f.sections()?.into_iter().find(|s| s.section_type == SECTION_USER_INTERFACE);
             let ui = ui.ok_or(Error::Missing("a user-interface section in the application's file"))?;
             let units: Vec<u16> = ui.body.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
             let description = String::from_utf16(&units).map_err(|_| Error::Missing("UTF-16 text in the user-interface section"))?;
-            let mut option = crate::uefi::load_option::EfiLoadOption::fv_application(attributes, &description, *file);
-            option.file_path_list = crate::uefi::device_path::device_path_bytes(&[
-                crate::uefi::device_path::DevicePathNode::fv(fv_name),
-                crate::uefi::device_path::DevicePathNode::fv_file(*file),
-                crate::uefi::device_path::DevicePathNode::end(),
-            ]);
-            return Ok(Some(option));
-        }
-        Ok(None)
+            Ok(EfiLoadOption::fv_application_in(fv_name, attributes, &description, *file))
+        })
     }
 
-    /// `f` of the first file named `guid` in the volumes of `FVMAIN_COMPACT` (first, then
-    /// second); `None` when neither has it.
-    fn with_file<T>(&self, guid: &EfiGuid, f: impl FnOnce(&FfsFile<'_>) -> Result<T>) -> Result<Option<T>> {
+    /// `f(file, name of its volume)` for the first file named `guid` in the volumes of
+    /// `FVMAIN_COMPACT` (first, then second); `None` when neither has it.
+    fn with_file<T>(&self, guid: &EfiGuid, f: impl FnOnce(&FfsFile<'_>, Option<EfiGuid>) -> Result<T>) -> Result<Option<T>> {
         for (name, range) in [("first", &self.peifv), ("second", &self.dxefv)] {
             let fv = FirmwareVolume::parse(&self.decompressed[range.clone()], 0).map_err(|e| Error::Within {
                 context: format!("the {name} volume of FVMAIN_COMPACT"),
                 source: Box::new(e),
             })?;
             if let Some(file) = fv.file(guid) {
-                return f(file).map(Some);
+                return f(file, fv.name).map(Some);
             }
         }
         Ok(None)
@@ -756,15 +748,6 @@ impl OvmfMemFvs {
 /// `MdeModulePkg/Universal/SmbiosMeasurementDxe/SmbiosMeasurementDxe.inf` `FILE_GUID`: OVMF
 /// carries it from edk2 commit `cd76265f1` (2025-04, in edk2-stable202505).
 pub const SMBIOS_MEASUREMENT_DXE: EfiGuid = EfiGuid::from_str_const("d27fed59-abb4-4fed-bead-2a878c7e4a7e");
-
-impl OvmfMemFvs {
-    /// Whether the firmware measures the SMBIOS table at ReadyToBoot (it carries
-    /// SmbiosMeasurementDxe in either volume of `FVMAIN_COMPACT`): the mark of the edk2 ≥
-    /// stable202505 event model (docs/tdx-ovmf-202505.md).
-    pub fn measures_smbios(&self) -> Result<bool> {
-        Ok(self.with_file(&SMBIOS_MEASUREMENT_DXE, |_| Ok(()))?.is_some())
-    }
-}
 
 /// `OvmfPkg/QemuKernelLoaderFsDxe/QemuKernelLoaderFsDxe.inf` `FILE_GUID`.
 pub const QEMU_KERNEL_LOADER_FS_DXE: EfiGuid = EfiGuid::from_str_const("806040ca-dad9-4978-a3b4-2d2ab0c8a48f");

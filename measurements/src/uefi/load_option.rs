@@ -39,8 +39,13 @@ impl EfiLoadOption {
     /// A boot option for an application in OVMF's DXE FV, as `BdsBootManagerLib`
     /// (`BmRegisterBootManagerMenu`) and `PlatformBootManagerLib` register `UiApp` and friends.
     pub fn fv_application(attributes: u32, description: &str, file: EfiGuid) -> EfiLoadOption {
+        Self::fv_application_in(OVMF_DXEFV_NAME_GUID, attributes, description, file)
+    }
+
+    /// [`EfiLoadOption::fv_application`] for an application in the firmware volume `fv`.
+    pub fn fv_application_in(fv: EfiGuid, attributes: u32, description: &str, file: EfiGuid) -> EfiLoadOption {
         let path = device_path_bytes(&[
-            DevicePathNode::fv(OVMF_DXEFV_NAME_GUID),
+            DevicePathNode::fv(fv),
             DevicePathNode::fv_file(file),
             DevicePathNode::end(),
         ]);
