@@ -12,6 +12,7 @@ pub mod snp;
 pub mod eventlog;
 pub mod initdata;
 pub mod pe;
+pub mod smbios;
 pub mod tdx;
 pub mod uefi;
 pub mod vtpm;

@@ -62,6 +62,8 @@ pub struct PeLayout {
     pub cert_table: Range,
     /// Raw data of every section with `SizeOfRawData > 0`, sorted by `PointerToRawData`.
     pub sections: Vec<Range>,
+    /// The same sections in table order, each with its `VirtualAddress` (an RVA).
+    pub mapped: Vec<(u32, Range)>,
 }
 
 fn rd<const N: usize>(img: &[u8], offset: usize, what: &'static str) -> Result<[u8; N], Error> {
@@ -174,15 +176,17 @@ impl PeLayout {
             });
         }
         let table = opt + opt_size;
-        let mut sections = Vec::with_capacity(n_sections);
+        let mut mapped = Vec::with_capacity(n_sections);
         for i in 0..n_sections {
             let s = table + SECTION_HEADER_BYTES * i;
+            let rva = u32_at(img, s + 12, "section VirtualAddress")?;
             let size = u32_at(img, s + 16, "section SizeOfRawData")? as usize;
             let ptr = u32_at(img, s + 20, "section PointerToRawData")? as usize;
             if size > 0 {
-                sections.push(check_range(image_len, ptr, size, "section raw data")?);
+                mapped.push((rva, check_range(image_len, ptr, size, "section raw data")?));
             }
         }
+        let mut sections: Vec<Range> = mapped.iter().map(|&(_, r)| r).collect();
         sections.sort_by_key(|r| r.offset);
         Ok(PeLayout {
             checksum_offset,
@@ -190,6 +194,15 @@ impl PeLayout {
             size_of_headers,
             cert_table,
             sections,
+            mapped,
+        })
+    }
+
+    /// The file offset holding the byte at `rva`, if a section's raw data covers it.
+    pub fn offset_of_rva(&self, rva: u32) -> Option<usize> {
+        self.mapped.iter().find_map(|&(va, r)| {
+            let d = rva.checked_sub(va)? as usize;
+            (d < r.len).then_some(r.offset + d)
         })
     }
 

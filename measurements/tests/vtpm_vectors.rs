@@ -481,3 +481,55 @@ fn sid_ovmf_2026_08_measures_the_stable202505_boot_options() {
         );
     }
 }
+
+/// The SMBIOS handoff-table event of that boot, derived: QEMU's fw_cfg SMBIOS files for the
+/// capture's shape (`smbios-tables`, `smbios-anchor`: `cvm-measure tdx --qemu` with `--machine
+/// q35 --cpu-model max`, 1 vCPU, 512 MiB, the same QEMU 10.0.13) assembled as OVMF does, with
+/// the Type 0 strings read from the firmware's SmbiosPlatformDxe, then filtered as
+/// SmbiosMeasurementDxe does. Both banks of the real log must match (module `smbios`).
+#[test]
+fn sid_ovmf_2026_08_smbios_event_is_derived_from_qemus_tables_and_the_firmware() {
+    use cvm_measurements::eventlog::alg::{TPM_ALG_SHA256, TPM_ALG_SHA384};
+    use cvm_measurements::eventlog::event_type::EV_EFI_HANDOFF_TABLES;
+    use cvm_measurements::ovmf::fv::OvmfMemFvs;
+    use cvm_measurements::smbios::{measured_table, OvmfType0};
+    let name = "debian-sid-ovmf-2026.08";
+    let c = load(name);
+    let dir = Path::new(VECTORS).join(name);
+    let xz = std::fs::read(dir.join("OVMF.fd.xz")).unwrap();
+    let mut fw = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut fw).unwrap();
+    let type0 = OvmfMemFvs::parse(&fw).unwrap().smbios_type0().unwrap().expect("SmbiosPlatformDxe");
+    assert_eq!(
+        type0,
+        OvmfType0 {
+            vendor: "Debian distribution of EDK II".into(),
+            version: "2026.08+ds-2".into(),
+            release_date: "09/26/2026".into(),
+        }
+    );
+    let tables = std::fs::read(dir.join("smbios-tables")).unwrap();
+    let anchor = std::fs::read(dir.join("smbios-anchor")).unwrap();
+    let (entry_point, bytes) = measured_table(&tables, &anchor, &type0).unwrap();
+    assert!(!entry_point.is_64_bit, "QEMU 10.0 q35 offers a 32-bit entry point");
+    let event = c
+        .log
+        .events
+        .iter()
+        .find(|e| e.pcr_index == 1 && e.event_type == EV_EFI_HANDOFF_TABLES)
+        .expect("the SMBIOS event");
+    assert_eq!(
+        event.digest(TPM_ALG_SHA256).map(hex::encode),
+        Some(hex::encode(Sha256::digest(&bytes)))
+    );
+    assert_eq!(
+        event.digest(TPM_ALG_SHA384).map(hex::encode),
+        Some(hex::encode(sha2::Sha384::digest(&bytes)))
+    );
+    // A different memory size is a different table, hence a different digest.
+    let mut other = tables.clone();
+    let t19 = other.windows(2).position(|w| w == [19, 31]).expect("type 19");
+    other[t19 + 8] ^= 1; // EndingAddress
+    let (_, moved) = measured_table(&other, &anchor, &type0).unwrap();
+    assert_ne!(moved, bytes);
+}

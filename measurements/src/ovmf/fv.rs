@@ -713,6 +713,18 @@ impl OvmfMemFvs {
         Ok(self.with_file(&SMBIOS_MEASUREMENT_DXE, |_, _| Ok(()))?.is_some())
     }
 
+    /// The BIOS Information strings SmbiosPlatformDxe puts in its default Type 0 (read from its
+    /// PE image, [`crate::smbios::OvmfType0::from_smbios_platform_dxe`]); `None` when the
+    /// firmware has no SmbiosPlatformDxe.
+    pub fn smbios_type0(&self) -> Result<Option<crate::smbios::OvmfType0>> {
+        self.with_file(&SMBIOS_PLATFORM_DXE, |f, _| {
+            let pe = f.sections()?.into_iter().find(|s| s.section_type == SECTION_PE32);
+            let pe = pe.ok_or(Error::Missing("a PE32 section in SmbiosPlatformDxe"))?;
+            crate::smbios::OvmfType0::from_smbios_platform_dxe(pe.body)
+                .map_err(|e| Error::Within { context: "SmbiosPlatformDxe".into(), source: Box::new(Error::Invalid { field: "default Type 0 strings", offset: 0, problem: e.to_string() }) })
+        })
+    }
+
     /// The boot option edk2's `BmRegisterBootManagerMenu` registers for the application
     /// `file` of this firmware: `Fv(<name of the volume holding it>)/FvFile(file)`, described by
     /// the file's user-interface section. This is how Boot0000 comes about (UiApp before
@@ -745,6 +757,9 @@ impl OvmfMemFvs {
     }
 }
 
+/// `OvmfPkg/SmbiosPlatformDxe/SmbiosPlatformDxe.inf` `FILE_GUID`: installs QEMU's SMBIOS
+/// structures and the default Type 0.
+pub const SMBIOS_PLATFORM_DXE: EfiGuid = EfiGuid::from_str_const("4110465d-5ff3-4f4b-b580-24ed0d06747a");
 /// `MdeModulePkg/Universal/SmbiosMeasurementDxe/SmbiosMeasurementDxe.inf` `FILE_GUID`: OVMF
 /// carries it from edk2 commit `cd76265f1` (2025-04, in edk2-stable202505).
 pub const SMBIOS_MEASUREMENT_DXE: EfiGuid = EfiGuid::from_str_const("d27fed59-abb4-4fed-bead-2a878c7e4a7e");

@@ -35,10 +35,14 @@ const KEY_FILE_DIR: u16 = 0x19;
 const FILE_KEYS: std::ops::Range<u16> = 0x20..0x60;
 /// fw_cfg DMA control: SELECT (0x08) | READ (0x02), with the key in the top 16 bits.
 const DMA_SELECT_READ: u32 = 0x0A;
-const FILES: [(&str, &str); 3] = [
+/// The fw_cfg files read, and their names in the capture directory. The SMBIOS pair is what
+/// OVMF's SmbiosPlatformDxe installs (edk2 >= stable202505 measures the result into RTMR0).
+const FILES: [(&str, &str); 5] = [
     ("etc/table-loader", "table-loader"),
     ("etc/acpi/rsdp", "rsdp"),
     ("etc/acpi/tables", "tables"),
+    ("etc/smbios/smbios-anchor", "smbios-anchor"),
+    ("etc/smbios/smbios-tables", "smbios-tables"),
 ];
 
 /// The default `--machine`: q35 with SMM, PIC and HPET off, the shape of the design note §5.2
@@ -100,14 +104,32 @@ pub fn parse_machine(s: &str) -> Result<String, String> {
     }
 }
 
-/// The argv that determines the ACPI tables (design note §5.2): the `-machine` argument (already
-/// checked by [`parse_machine`]), CPU model, vCPU count and memory.
-fn shape_argv(machine: &str, cpus: u32, memory_mib: u64) -> Vec<String> {
+/// The default `--cpu-model` of the capture.
+pub const DEFAULT_CPU: &str = "qemu64";
+
+/// Clap value parser for `--cpu-model`: one QEMU `-cpu` value (a model name and its
+/// `,feature=...` options), no whitespace; `host` is refused (the capture runs under TCG).
+pub fn parse_cpu(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{s:?}: expected one -cpu value such as qemu64, max or SapphireRapids"));
+    }
+    if s == "host" || s.starts_with("host,") {
+        return Err("-cpu host needs KVM; the capture runs under TCG: name the host's CPU model \
+                    (e.g. SapphireRapids) or capture on the host and pass --acpi-dir"
+            .into());
+    }
+    Ok(s.to_string())
+}
+
+/// The argv that determines the ACPI and SMBIOS tables (design note §5.2): the `-machine`
+/// argument (already checked by [`parse_machine`]), CPU model (SMBIOS type 4 carries its CPUID
+/// signature), vCPU count and memory.
+fn shape_argv(machine: &str, cpu: &str, cpus: u32, memory_mib: u64) -> Vec<String> {
     [
         "-machine",
         machine,
         "-cpu",
-        "qemu64",
+        cpu,
         "-smp",
         &cpus.to_string(),
         "-m",
@@ -158,15 +180,17 @@ fn cache_key(version: &str, argv: &[String]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Return a directory holding `table-loader`, `rsdp` and `tables` for this shape, capturing it
-/// with `qemu` on a cache miss. `machine` is the `-machine` argument ([`parse_machine`]).
-pub fn acpi_dir(qemu: &Path, machine: &str, cpus: u32, memory_bytes: u64) -> Result<PathBuf> {
+/// Return a directory holding `table-loader`, `rsdp`, `tables`, `smbios-anchor` and
+/// `smbios-tables` for this shape, capturing it with `qemu` on a cache miss (an entry made before
+/// the SMBIOS files were captured is captured again). `machine` is the `-machine` argument
+/// ([`parse_machine`]), `cpu` the `-cpu` one ([`parse_cpu`]).
+pub fn acpi_dir(qemu: &Path, machine: &str, cpu: &str, cpus: u32, memory_bytes: u64) -> Result<PathBuf> {
     const MIB: u64 = 1 << 20;
     if !memory_bytes.is_multiple_of(MIB) || memory_bytes < 64 * MIB {
         bail!("--qemu capture needs --memory as a whole number of MiB, at least 64M (got {memory_bytes} bytes)");
     }
     let version = qemu_version(qemu)?;
-    let argv = shape_argv(machine, cpus, memory_bytes / MIB);
+    let argv = shape_argv(machine, cpu, cpus, memory_bytes / MIB);
     let root = cache_root()?;
     let dir = root.join(cache_key(&version, &argv));
     if FILES.iter().all(|(_, f)| dir.join(f).is_file()) && dir.join("argv.json").is_file() {
@@ -189,7 +213,7 @@ pub fn acpi_dir(qemu: &Path, machine: &str, cpus: u32, memory_bytes: u64) -> Res
     if let Err(e) = std::fs::rename(&tmp, &dir) {
         // Another process may have filled the same key concurrently: keep theirs.
         let _ = std::fs::remove_dir_all(&tmp);
-        if !dir.join("tables").is_file() {
+        if !FILES.iter().all(|(_, f)| dir.join(f).is_file()) {
             return Err(e).with_context(|| format!("moving the capture into {}", dir.display()));
         }
     }
@@ -354,7 +378,7 @@ impl Qmp {
     }
 }
 
-/// Run QEMU for `argv` and return the three files in `FILES` order.
+/// Run QEMU for `argv` and return the files in `FILES` order.
 fn capture(qemu: &Path, argv: &[String]) -> Result<Vec<Vec<u8>>> {
     let scratch = std::env::temp_dir().join(format!(
         "cvm-measure-acpi-{}-{}",
@@ -412,7 +436,7 @@ fn capture(qemu: &Path, argv: &[String]) -> Result<Vec<Vec<u8>>> {
         });
         let Some(e) = entry else {
             bail!(
-                "QEMU's fw_cfg has no {name} with -machine {}: ACPI turned off?",
+                "QEMU's fw_cfg has no {name} with -machine {}: ACPI or SMBIOS turned off?",
                 argv[1]
             );
         };
@@ -450,7 +474,7 @@ mod tests {
 
     #[test]
     fn cache_key_depends_on_version_and_argv() {
-        let a = shape_argv(DEFAULT_MACHINE, 1, 2048);
+        let a = shape_argv(DEFAULT_MACHINE, DEFAULT_CPU, 1, 2048);
         // The argv (hence the cache key) of the default is what it was before --machine.
         assert_eq!(
             a.join(" "),
@@ -459,10 +483,23 @@ mod tests {
         assert_ne!(cache_key("v1", &a), cache_key("v2", &a));
         assert_ne!(
             cache_key("v1", &a),
-            cache_key("v1", &shape_argv(DEFAULT_MACHINE, 1, 1024))
+            cache_key("v1", &shape_argv(DEFAULT_MACHINE, DEFAULT_CPU, 1, 1024))
         );
-        let hpet = shape_argv("q35,smm=off,pic=off,hpet=on", 1, 2048);
+        let hpet = shape_argv("q35,smm=off,pic=off,hpet=on", DEFAULT_CPU, 1, 2048);
         assert_ne!(cache_key("v1", &a), cache_key("v1", &hpet));
+        let max = shape_argv(DEFAULT_MACHINE, "max", 1, 2048);
+        assert_ne!(cache_key("v1", &a), cache_key("v1", &max));
+    }
+
+    #[test]
+    fn cpu_values() {
+        for ok in ["qemu64", "max", "SapphireRapids", "SapphireRapids,-avx512f"] {
+            assert_eq!(parse_cpu(ok).as_deref(), Ok(ok));
+        }
+        for (bad, why) in [("", "expected"), ("max ", "expected"), ("host", "TCG"), ("host,+x", "TCG")] {
+            let e = parse_cpu(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -81,6 +81,11 @@ struct MeasureArgs {
     #[arg(long, value_name = "TYPE,OPTS", default_value = crate::qemu_acpi::DEFAULT_MACHINE,
           value_parser = crate::qemu_acpi::parse_machine, conflicts_with = "acpi_dir")]
     machine: String,
+    /// With --qemu: the `-cpu` model of the capture. SMBIOS type 4 carries its CPUID signature,
+    /// which edk2 >= stable202505 measures into RTMR0: name the host's model for such firmware
+    #[arg(long, value_name = "MODEL", default_value = crate::qemu_acpi::DEFAULT_CPU,
+          value_parser = crate::qemu_acpi::parse_cpu, conflicts_with = "acpi_dir")]
+    cpu_model: String,
     /// Page-add order of the host (default: from --qemu-version, >= 9 single, 8.x two-pass)
     #[arg(long, value_enum)]
     page_order: Option<PageOrder>,
@@ -138,7 +143,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     let initrd = a.initrd.as_deref().map(|p| read(p, "initrd")).transpose()?;
     let dir = match (&a.acpi_dir, &a.qemu) {
         (Some(d), _) => d.clone(),
-        (None, Some(q)) => crate::qemu_acpi::acpi_dir(q, &a.machine, cpus, memory)?,
+        (None, Some(q)) => crate::qemu_acpi::acpi_dir(q, &a.machine, &a.cpu_model, cpus, memory)?,
         (None, None) => bail!("one of --acpi-dir or --qemu is required"),
     };
     let dir = &dir;
