@@ -565,7 +565,6 @@ fn invalid_machine_is_refused_naming_the_flag() {
 /// entry saying "0" is believed (and gives 9.2's patched RTMR1); a garbled one is re-probed.
 #[test]
 fn qemu_10_0_firmware_probe_is_cached_per_firmware() {
-    use sha2::{Digest, Sha256};
     let dir = scratch("probe");
     let initrd = zero_initrd(&dir);
     let o1 = fixture("O1");
@@ -599,7 +598,7 @@ fn qemu_10_0_firmware_probe_is_cached_per_firmware() {
 }
 
 /// The edk2 ≥ stable202505 model, on Debian sid's 2026.08 firmware: refused without the
-/// SMBIOS digest; with it, MRTD and
+/// SMBIOS digest when the ACPI directory has no SMBIOS files to derive it from; with it, MRTD and
 /// RTMR1-3 are those of the pre-202505 model, and RTMR0 is the replay of the event list that a
 /// public TDX measurement tool uses for these firmwares (its layout and its published
 /// Boot0000/Boot0001 digests, rebuilt here by hand from our pre-202505 events), and the
@@ -733,14 +732,27 @@ fn boot_options_of_the_models_are_those_the_firmware_yields() {
         .map(|d| std::path::PathBuf::from(d).join("firmware/ovmf-tdx/OVMF.fd"))
         .expect("CVM_BUILT_OUT is not set: run the suite with `cargo xtask test`");
     let pre = EfiLoadOption::ovmf_ui_app();
-    for (what, fw) in [("O1", std::fs::read(fixture("O1")).unwrap()), ("built ovmf-tdx", std::fs::read(&built).unwrap())] {
+    // The default SMBIOS Type 0 strings (SmbiosPlatformDxe): Debian's PCDs, and for our own
+    // build the dsc's vendor with edk2's substitutes for the empty version and date PCDs.
+    let type0 = |v: &str, ver: &str, date: &str| cvm_measurements::smbios::OvmfType0 {
+        vendor: v.into(),
+        version: ver.into(),
+        release_date: date.into(),
+    };
+    let debian = "Debian distribution of EDK II";
+    for (what, fw, strings) in [
+        ("O1", std::fs::read(fixture("O1")).unwrap(), type0(debian, "2025.02-8+deb13u1", "11/08/2025")),
+        ("built ovmf-tdx", std::fs::read(&built).unwrap(), type0("EDK II", "unknown", "02/02/2022")),
+    ] {
         let fvs = OvmfMemFvs::parse(&fw).unwrap();
         let got = fvs.boot_manager_menu_option(pre.attributes, &UI_APP_FILE_GUID).unwrap();
         assert_eq!(got.as_ref(), Some(&pre), "{what}: Boot0000");
         assert!(!fvs.measures_smbios().unwrap(), "{what} is pre-202505");
+        assert_eq!(fvs.smbios_type0().unwrap(), Some(strings), "{what}: Type 0 strings");
     }
     let fvs = OvmfMemFvs::parse(&sid).unwrap();
     assert!(fvs.measures_smbios().unwrap());
+    assert_eq!(fvs.smbios_type0().unwrap(), Some(type0(debian, "2026.08+ds-2", "09/26/2026")));
     let menu = EfiLoadOption::ovmf_boot_manager_menu_app();
     let got = fvs.boot_manager_menu_option(menu.attributes, &BOOT_MANAGER_MENU_APP_FILE_GUID).unwrap();
     assert_eq!(got.as_ref(), Some(&menu), "2026.08 Boot0000");
@@ -754,7 +766,6 @@ fn boot_options_of_the_models_are_those_the_firmware_yields() {
 #[test]
 fn boot_options_are_derived_from_the_firmware_and_cached() {
     use cvm_measurements::uefi::load_option::EfiLoadOption;
-    use sha2::{Digest, Sha256};
     let dir = scratch("bootcache");
     let initrd = zero_initrd(&dir);
     let cache = dir.join("xdg");
@@ -781,4 +792,67 @@ fn boot_options_are_derived_from_the_firmware_and_cached() {
     std::fs::write(&entry, "garbage").unwrap();
     assert_eq!(run()["rtmr0"], RTMR0);
     assert_eq!(std::fs::read_to_string(&entry).unwrap(), stored, "re-derived and rewritten");
+}
+
+/// The stable202505 SMBIOS event end to end: `--qemu` captures QEMU's SMBIOS files for the shape
+/// of the real sid 2026.08 vTPM boot (q35, `-cpu max`, 1 vCPU, 512 MiB), the CLI derives the
+/// digest with the firmware's own Type 0 strings, and the predicted RTMR0 event carries the
+/// digest that boot logged for the SMBIOS table (its SHA-384 bank). Its QEMU must be the one of
+/// that boot; the capture files kept beside the vector are compared too.
+#[test]
+fn stable202505_smbios_event_is_derived_from_the_qemu_capture() {
+    let vector = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/vtpm/debian-sid-ovmf-2026.08");
+    const LOGGED: &str = "5dfcf5ec20217a1d169ba1a38cb1f477bc6947464d0d6da13c7ba9441343c0c4d5dd260e0698bd13af4bfbef6f2512a4";
+    let dir = scratch("smbios-derived");
+    let initrd = zero_initrd(&dir);
+    let sid = sid_firmware(&dir);
+    let qemu = find_qemu();
+    let version = Command::new(&qemu).arg("--version").output().unwrap();
+    if !String::from_utf8_lossy(&version.stdout).starts_with(VECTOR_QEMU) {
+        eprintln!("SKIP: {} is not {VECTOR_QEMU}, the QEMU of the sid vTPM boot", qemu.display());
+        return;
+    }
+    let cache = dir.join("xdg");
+    let _ = std::fs::remove_dir_all(&cache);
+    let log = dir.join("log.json");
+    let k1 = fixture("K1");
+    let out = Command::new(BIN)
+        .args(out_args(&sid, &k1, &initrd, &qemu))
+        .args(["--event-log-json", log.to_str().unwrap()])
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    ok_stdout(&out);
+    let events: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    let smbios: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == 0x8000_0009u32)
+        .collect();
+    assert_eq!(smbios.len(), 1, "{events}");
+    assert_eq!(smbios[0]["rtmr"], 0);
+    assert_eq!(smbios[0]["digest"].as_str(), Some(LOGGED));
+    let captured = std::fs::read_dir(cache.join("cvm-image/acpi")).unwrap().next().unwrap().unwrap().path();
+    for f in ["smbios-tables", "smbios-anchor"] {
+        assert_eq!(std::fs::read(captured.join(f)).unwrap(), std::fs::read(format!("{vector}/{f}")).unwrap(), "{f}");
+    }
+    // The Type 0 strings are cached per firmware; a garbled entry is derived again.
+    let type0_dir = cache.join("cvm-image/firmware-smbios-type0");
+    let entry = std::fs::read_dir(&type0_dir).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(std::fs::read_to_string(&entry).unwrap(), "Debian distribution of EDK II\n2026.08+ds-2\n09/26/2026\n");
+    std::fs::write(&entry, "garbled").unwrap();
+    let again = Command::new(BIN).args(out_args(&sid, &k1, &initrd, &qemu)).env("XDG_CACHE_HOME", &cache).output().unwrap();
+    assert_eq!(ok_stdout(&again), ok_stdout(&out));
+    assert!(std::fs::read_to_string(&entry).unwrap().starts_with("Debian"));
+}
+
+fn out_args(sid: &str, k1: &str, initrd: &str, qemu: &std::path::Path) -> Vec<String> {
+    let q = qemu.to_str().unwrap();
+    ["tdx", "--firmware", sid, "--cpus", "1", "--memory", "512M", "--kernel", k1, "--initrd", initrd]
+        .into_iter()
+        .chain(["--cmdline", CMDLINE, "--json", "--ovmf-model", "auto", "--qemu", q])
+        .chain(["--machine", "q35", "--cpu-model", "max"])
+        .map(String::from)
+        .collect()
 }

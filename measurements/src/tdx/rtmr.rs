@@ -50,11 +50,14 @@ pub enum OvmfEventModel {
     /// fw_cfg `BootMenu` and `bootorder` items (after the CFV), the SMBIOS table
     /// (`EV_EFI_HANDOFF_TABLES`, after the ACPI blobs), and two boot options
     /// (BootManagerMenuApp, "EFI Firmware Setup"). The SMBIOS digest depends on the VM shape and
-    /// on the firmware's own Type 0 strings, and this crate does not derive it: the caller
-    /// gives it (from a reference boot of the same firmware, QEMU and shape).
+    /// on the firmware's own Type 0 strings: [`crate::smbios::measured_table`] derives the
+    /// bytes from QEMU's fw_cfg SMBIOS files and the firmware.
     Stable202505 {
         /// SHA-384 of the filtered SMBIOS structure table (SmbiosMeasurementDxe).
         smbios_digest: Sha384,
+        /// The table has a 64-bit (SMBIOS 3) entry point: the event names
+        /// `gEfiSmbios3TableGuid` rather than `gEfiSmbiosTableGuid` (event data only).
+        smbios3: bool,
     },
 }
 
@@ -276,18 +279,21 @@ fn fw_cfg_event(name: &str, data: &[u8]) -> TdxEvent {
 /// event data is informative: its GUID is `gEfiSmbiosTableGuid`, as a 2026.08 OVMF logs it under
 /// QEMU 10.0's q35 (32-bit entry point; `gEfiSmbios3TableGuid` with a 64-bit one), and the
 /// table's address is not known offline (0 here). The digest is the caller's.
-fn smbios_event(digest: Sha384) -> TdxEvent {
+fn smbios_event(digest: Sha384, smbios3: bool) -> TdxEvent {
     const SMBIOS_TABLE_GUID: crate::guid::EfiGuid =
         crate::guid::EfiGuid::from_str_const("eb9d2d31-2d88-11d3-9a16-0090273fc14d");
+    const SMBIOS3_TABLE_GUID: crate::guid::EfiGuid =
+        crate::guid::EfiGuid::from_str_const("f2fd1544-9794-4a2c-992e-e5bbcf20e394");
     let mut event_data = 1u64.to_le_bytes().to_vec();
-    event_data.extend_from_slice(SMBIOS_TABLE_GUID.as_bytes());
+    let guid = if smbios3 { SMBIOS3_TABLE_GUID } else { SMBIOS_TABLE_GUID };
+    event_data.extend_from_slice(guid.as_bytes());
     event_data.extend_from_slice(&0u64.to_le_bytes());
     TdxEvent {
         rtmr: 0,
         event_type: EV_EFI_HANDOFF_TABLES,
         digest,
         event_data,
-        description: "SMBIOS table (digest given by the caller)".into(),
+        description: "SMBIOS structure table, filtered (SmbiosMeasurementDxe)".into(),
     }
 }
 
@@ -409,8 +415,8 @@ pub fn measure(boot: &TdxBoot<'_>) -> Result<TdxMeasurement, Error> {
     let firmware = firmware.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let (mrtd, mut events, rtmr2) = firmware?;
     events.push(kernel);
-    if let OvmfEventModel::Stable202505 { smbios_digest } = boot.ovmf {
-        events.push(smbios_event(smbios_digest));
+    if let OvmfEventModel::Stable202505 { smbios_digest, smbios3 } = boot.ovmf {
+        events.push(smbios_event(smbios_digest, smbios3));
     }
     let options = match boot.boot_options {
         Some(o) => o.to_vec(),

@@ -1,10 +1,11 @@
 //! The per-user cache of `cvm-measure` (`$XDG_CACHE_HOME/cvm-image`, else
 //! `~/.cache/cvm-image`; safe to delete): ACPI captures (`acpi/`, [`crate::qemu_acpi`]) and
 //! the firmware probes of the QEMU 10.0 kernel model (`firmware-named-blobs/`) and of
-//! `--ovmf-model auto` (`firmware-measures-smbios/`), and the firmware's boot options
-//! (`firmware-boot-options/`).
+//! `--ovmf-model auto` (`firmware-measures-smbios/`), the firmware's boot options
+//! (`firmware-boot-options/`) and its default SMBIOS Type 0 strings (`firmware-smbios-type0/`).
 
 use anyhow::{Context, Result};
+use cvm_measurements::smbios::OvmfType0;
 use cvm_measurements::tdx::OvmfEventModel;
 use cvm_measurements::uefi::load_option::EfiLoadOption;
 use sha2::{Digest, Sha256};
@@ -65,6 +66,26 @@ pub fn firmware_boot_options(firmware: &[u8], key: &str, model: OvmfEventModel) 
     let text: String = options.iter().map(|o| hex::encode(o.to_bytes()) + "\n").collect();
     write_entry(&dir, &entry, text.as_bytes());
     Ok(options)
+}
+
+/// The default SMBIOS Type 0 strings of `firmware` (`OvmfMemFvs::smbios_type0`), cached per
+/// firmware sha256 in `firmware-smbios-type0/<key>` as three lines (vendor, version, date).
+pub fn firmware_smbios_type0(firmware: &[u8]) -> Result<OvmfType0> {
+    let dir = base()?.join("firmware-smbios-type0");
+    let entry = dir.join(firmware_key(firmware));
+    if let Ok(text) = std::fs::read_to_string(&entry) {
+        if let [vendor, version, release_date] = text.lines().collect::<Vec<_>>()[..] {
+            let t = OvmfType0 { vendor: vendor.into(), version: version.into(), release_date: release_date.into() };
+            return Ok(t);
+        }
+    }
+    let type0 = cvm_measurements::ovmf::fv::OvmfMemFvs::parse(firmware)
+        .and_then(|m| m.smbios_type0())
+        .context("reading the firmware's default SMBIOS Type 0 strings (SmbiosPlatformDxe)")?
+        .context("the firmware has no SmbiosPlatformDxe, so no SMBIOS table to measure")?;
+    let text = format!("{}\n{}\n{}\n", type0.vendor, type0.version, type0.release_date);
+    write_entry(&dir, &entry, text.as_bytes());
+    Ok(type0)
 }
 
 /// The cache key of a whole firmware image: its sha256 (hex).

@@ -10,6 +10,7 @@ use cvm_measurements::eventlog::alg::TPM_ALG_SHA384;
 use cvm_measurements::eventlog::{ccel, event_type, EventLog, TcgPcrEvent2};
 use cvm_measurements::tdx::quote::TdxQuote;
 use cvm_measurements::tdx::rtmr::{measure, rtmrs_from_ccel, TdxBoot, TdxEvent, TdxMeasurement};
+use cvm_measurements::smbios::EntryPoint;
 use cvm_measurements::tdx::{AcpiBlobs, OvmfEventModel, PageAddOrder, QemuModel};
 use serde_json::{json, Value};
 
@@ -42,7 +43,7 @@ enum OvmfModel {
     Pre202505,
     /// edk2 before efaf893: ReadyToBoot separator in RTMR0
     LegacySeparatorInRtmr0,
-    /// edk2-stable202505 and later: needs --smbios-digest (docs/tdx-ovmf-202505.md)
+    /// edk2-stable202505 and later: SMBIOS event derived from the capture (docs/tdx-ovmf-202505.md)
     Stable202505,
     /// stable202505 if the firmware carries SmbiosMeasurementDxe, else pre202505 (the
     /// separator placement of older builds is not detected)
@@ -97,8 +98,9 @@ struct MeasureArgs {
     #[arg(long, value_enum, default_value = "pre202505")]
     ovmf_model: OvmfModel,
     /// With --ovmf-model stable202505: SHA-384 (96 hex digits) of the SMBIOS table event
-    /// (EV_EFI_HANDOFF_TABLES in RTMR0), taken from a reference boot of the same firmware,
-    /// QEMU and VM shape; it depends on memory, vCPUs and CPU model, and is not derived
+    /// (EV_EFI_HANDOFF_TABLES in RTMR0), e.g. from a reference boot's log. Without it the digest
+    /// is derived from the capture's smbios-tables/smbios-anchor and the firmware's Type 0
+    /// strings; it depends on memory, vCPUs, CPU model and QEMU machine version
     #[arg(long, value_name = "HEX", value_parser = parse_digest48)]
     smbios_digest: Option<[u8; 48]>,
     /// Print {"mrtd":…,"rtmr0":…,…,"rtmr3":…} (lowercase hex)
@@ -179,19 +181,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         OvmfModel::Pre202505 => OvmfEventModel::Pre202505,
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
         OvmfModel::Auto => unreachable!("resolved above"),
-        OvmfModel::Stable202505 => match a.smbios_digest {
-            Some(smbios_digest) => OvmfEventModel::Stable202505 { smbios_digest },
-            None => bail!(
-                "{}--ovmf-model stable202505 needs --smbios-digest: that firmware measures the SMBIOS \
-                 table into RTMR0, and its digest depends on the VM shape and the firmware's own \
-                 strings (take it from a reference boot's event log; docs/tdx-ovmf-202505.md)",
-                if a.ovmf_model == OvmfModel::Auto {
-                    "the firmware carries SmbiosMeasurementDxe (edk2 >= stable202505), and "
-                } else {
-                    ""
-                }
-            ),
-        },
+        OvmfModel::Stable202505 => smbios_model(dir, &firmware, a.smbios_digest)?,
     };
     let boot = TdxBoot {
         firmware_reads_named_blobs: None,
@@ -234,6 +224,36 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The stable202505 model for this shape: the SMBIOS digest given, or derived from the capture
+/// directory's `smbios-tables` and `smbios-anchor` (QEMU's fw_cfg files) and the firmware's
+/// default Type 0 strings (`cvm_measurements::smbios`).
+fn smbios_model(dir: &Path, firmware: &[u8], given: Option<[u8; 48]>) -> Result<OvmfEventModel> {
+    let tables_path = dir.join("smbios-tables");
+    let anchor_path = dir.join("smbios-anchor");
+    let anchor = std::fs::read(&anchor_path).ok();
+    let smbios3 = match &anchor {
+        Some(a) => EntryPoint::parse(a).with_context(|| format!("{}", anchor_path.display()))?.is_64_bit,
+        None => false,
+    };
+    if let Some(smbios_digest) = given {
+        return Ok(OvmfEventModel::Stable202505 { smbios_digest, smbios3 });
+    }
+    let (Some(anchor), true) = (anchor, tables_path.is_file()) else {
+        bail!(
+            "this firmware (edk2 >= stable202505: SmbiosMeasurementDxe) measures the SMBIOS table into RTMR0, and {} has \
+             no smbios-tables and smbios-anchor (QEMU's fw_cfg etc/smbios/* files) to derive it \
+             from: capture the shape with --qemu, add those files, or pass --smbios-digest",
+            dir.display()
+        );
+    };
+    let tables = read(&tables_path, "SMBIOS tables")?;
+    let type0 = crate::cache::firmware_smbios_type0(firmware)?;
+    let (_, bytes) = cvm_measurements::smbios::measured_table(&tables, &anchor, &type0)
+        .with_context(|| format!("deriving the SMBIOS event from {}", dir.display()))?;
+    let smbios_digest = cvm_measurements::tdx::sha384(&bytes);
+    Ok(OvmfEventModel::Stable202505 { smbios_digest, smbios3 })
 }
 
 /// Measure with the answers of current OVMF builds, then check them against the two facts
