@@ -205,6 +205,40 @@ pub enum SourceKind {
 pub struct Firmware {
     pub source: Edk2Source,
     pub variants: Vec<FirmwareVariant>,
+    /// Which events the `intel-tdx` build measures into RTMR0 (`cvm-measure tdx
+    /// --ovmf-model`); absent = detected from the firmware.
+    #[serde(default, skip_serializing_if = "TdxEventModel::is_auto")]
+    pub tdx_event_model: TdxEventModel,
+}
+
+/// The TDVF event layout of an edk2 generation (`docs/tdx-ovmf-202505.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TdxEventModel {
+    /// stable202505 if the firmware carries SmbiosMeasurementDxe, else pre202505.
+    #[default]
+    Auto,
+    /// edk2 after `efaf893` and before stable202505 (Debian trixie 2025.02).
+    Pre202505,
+    /// edk2 before `efaf893`: the ReadyToBoot separator in RTMR0.
+    LegacySeparatorInRtmr0,
+    /// edk2-stable202505 and later: fw_cfg, SMBIOS and two boot option events.
+    Stable202505,
+}
+
+impl TdxEventModel {
+    pub fn is_auto(&self) -> bool {
+        *self == TdxEventModel::Auto
+    }
+    /// The `cvm-measure tdx --ovmf-model` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TdxEventModel::Auto => "auto",
+            TdxEventModel::Pre202505 => "pre202505",
+            TdxEventModel::LegacySeparatorInRtmr0 => "legacy-separator-in-rtmr0",
+            TdxEventModel::Stable202505 => "stable202505",
+        }
+    }
 }
 
 /// `[firmware.source]`: a Debian source package, pinned by its tarballs' sha256.

@@ -304,6 +304,12 @@ fn firmware(c: &mut Check, spec: &ImageSpec) {
     }
     let variants = path(&["firmware", "variants"]);
     c.no_repeats(&variants, &fw.variants, |v| format!("{:?}", v.as_str()));
+    if !fw.tdx_event_model.is_auto() && !spec.image.tees.contains(&Tee::Tdx) {
+        c.err(
+            path(&["firmware", "tdx_event_model"]),
+            "tdx_event_model is set but \"tdx\" is not in [image].tees",
+        );
+    }
     for t in &spec.image.tees {
         if let Some(v) = FirmwareVariant::for_tee(*t) {
             if !fw.variants.contains(&v) {

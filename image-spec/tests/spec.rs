@@ -404,3 +404,16 @@ fn repeated_list_entries_are_reported_at_the_repeat() {
     );
     assert_eq!(errs.len(), 3, "{errs:#?}");
 }
+
+#[test]
+fn tdx_event_model_is_parsed_and_needs_tdx() {
+    let variants = "variants = [\"intel-tdx\", \"amd-sev\", \"ovmf-vtpm\"]";
+    let text = edit(variants, &format!("{variants}\ntdx_event_model = \"stable202505\""));
+    let spec = ImageSpec::parse(&text, FILE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.firmware.tdx_event_model, TdxEventModel::Stable202505);
+    assert_eq!(ImageSpec::default_spec().firmware.tdx_event_model, TdxEventModel::Auto);
+    let bad = edit(variants, &format!("{variants}\ntdx_event_model = \"202505\""));
+    assert!(errors(&bad).iter().any(|e| e.contains("tdx_event_model")), "{:#?}", errors(&bad));
+    let no_tdx = text.replace("tees = [\"tdx\", \"snp\", \"vtpm\"]", "tees = [\"snp\", \"vtpm\"]");
+    assert_one_error(&no_tdx, "tdx_event_model", "[firmware].tdx_event_model", "\"tdx\" is not in");
+}

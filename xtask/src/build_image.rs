@@ -109,6 +109,7 @@ pub fn run(sh: &Shell, flags: &BuildImageFlags) -> Result<()> {
                 ovmf_vtpm: b.firmware.get(role::OVMF_VTPM).map(PathBuf::as_path),
                 uefi_disk: b.uefi_vars.as_deref().zip(b.disk.as_ref().map(|d| d.disk.as_path())),
                 out_dir: &out,
+                tdx_event_model: loaded.spec.firmware.tdx_event_model,
             };
             (
                 measure::shapes(sh, &bin, &loaded.spec.shapes, &mi)?,

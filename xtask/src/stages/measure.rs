@@ -17,7 +17,7 @@
 //!   A failure fails the build: the prediction is pure and must work for the built firmware.
 
 use anyhow::{Context, Result};
-use cvm_image_spec::{PageOrder, Shape, Vmm};
+use cvm_image_spec::{PageOrder, Shape, TdxEventModel, Vmm};
 use cvm_manifest::{ShapeMeasurements, VtpmEvent, VtpmMeasurements};
 use serde_json::{json, Value};
 use std::ffi::OsStr;
@@ -42,6 +42,8 @@ pub struct MeasureInputs<'a> {
     pub uefi_disk: Option<(&'a Path, &'a Path)>,
     /// The image's output directory: predicted event logs go to `measurements/` in it.
     pub out_dir: &'a Path,
+    /// `[firmware].tdx_event_model`: `cvm-measure tdx --ovmf-model`.
+    pub tdx_event_model: TdxEventModel,
 }
 
 /// Where the predicted TDX event log (CCEL) of a shape and vCPU count goes, relative to the
@@ -278,6 +280,10 @@ fn tdx_values(
         Some(PageOrder::TwoPass) => vec!["--page-order", "two-pass"],
     };
     let machine = machine_arg(s);
+    let model = inputs.tdx_event_model.as_str();
+    // The shape's CPU model goes into SMBIOS type 4, which edk2 >= stable202505 measures; the
+    // ACPI tables do not depend on it.
+    let cpu: Vec<&str> = s.cpu.iter().flat_map(|c| ["--cpu-model", c.as_str()]).collect();
     let rel = tdx_event_log_path(&s.name, vcpus);
     let log = inputs.out_dir.join(&rel);
     if let Some(d) = log.parent() {
@@ -285,7 +291,7 @@ fn tdx_values(
     }
     let o = cmd!(
         sh,
-        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} --qemu-version {qemu_version} {order...} --json --event-log-out {log}"
+        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} {cpu...} --qemu-version {qemu_version} {order...} --ovmf-model {model} --json --event-log-out {log}"
     )
     .ignore_status()
     .quiet()
@@ -307,6 +313,7 @@ fn tdx_values(
     );
     let mut v = v;
     v["event_log"] = json!(rel);
+    v["ovmf_model"] = json!(model);
     Ok(v)
 }
 
@@ -328,6 +335,7 @@ mod tests {
             ovmf_vtpm: None,
             uefi_disk: None,
             out_dir: p,
+            tdx_event_model: TdxEventModel::Auto,
         };
         let m = shape(
             &sh,
