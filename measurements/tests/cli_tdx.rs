@@ -360,6 +360,13 @@ fn qemu_capture_matches_vectors_and_is_cached() {
         "second run must not start QEMU (only `--version`): {log2}"
     );
     assert!(String::from_utf8_lossy(&second.stderr).contains("ACPI capture: cached"));
+
+    // An entry made before the SMBIOS files were captured is captured again, in place.
+    std::fs::remove_file(cap.join("smbios-tables")).unwrap();
+    let third = run_cached();
+    assert_eq!(ok_stdout(&third), out1);
+    assert_eq!(vm_starts(&std::fs::read_to_string(&log).unwrap()), 2, "recaptured once");
+    assert!(cap.join("smbios-tables").is_file());
 }
 
 /// The other §5.2 ACPI shapes (sha256 of table-loader, rsdp, tables as listed in the design

@@ -210,6 +210,10 @@ pub fn acpi_dir(qemu: &Path, machine: &str, cpu: &str, cpus: u32, memory_bytes: 
         tmp.join("argv.json"),
         serde_json::to_string_pretty(&meta)? + "\n",
     )?;
+    if dir.is_dir() && !FILES.iter().all(|(_, f)| dir.join(f).is_file()) {
+        // An entry from before a file was added to the capture (or a partial one): replace it.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     if let Err(e) = std::fs::rename(&tmp, &dir) {
         // Another process may have filled the same key concurrently: keep theirs.
         let _ = std::fs::remove_dir_all(&tmp);
