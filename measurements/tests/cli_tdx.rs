@@ -863,3 +863,32 @@ fn out_args(sid: &str, k1: &str, initrd: &str, qemu: &std::path::Path) -> Vec<St
         .map(String::from)
         .collect()
 }
+
+/// The Secure Boot events are those of empty variables: a firmware whose variable store (the
+/// CFV) enrolls a key, as Debian's `OVMF.inteltdx.ms.fd` does, is refused naming the variable,
+/// not measured as if Secure Boot were off.
+#[test]
+fn firmware_with_enrolled_secure_boot_keys_is_refused() {
+    use cvm_measurements::uefi::variable::EFI_IMAGE_SECURITY_DATABASE_GUID;
+    use cvm_measurements::vtpm::varstore::{nv_volume_len, with_variables, NewVariable};
+    let dir = scratch("enrolled");
+    let initrd = zero_initrd(&dir);
+    let o1 = std::fs::read(fixture("O1")).unwrap();
+    let nv = nv_volume_len(&o1).unwrap();
+    let db = NewVariable {
+        vendor: EFI_IMAGE_SECURITY_DATABASE_GUID,
+        name: "db".into(),
+        attributes: 0x27,
+        data: b"cert".to_vec(),
+    };
+    let mut fw = with_variables(&o1[..nv], &[db]).unwrap();
+    fw.extend_from_slice(&o1[nv..]);
+    let path = dir.join("enrolled-OVMF.fd");
+    std::fs::write(&path, &fw).unwrap();
+    let out = measure("2G", path.to_str().unwrap(), &initrd, CMDLINE, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds db (4 bytes)") && err.contains("enrolled"), "{err}");
+    // The unmodified firmware measures.
+    ok_stdout(&measure("2G", &fixture("O1"), &initrd, CMDLINE, &[]));
+}

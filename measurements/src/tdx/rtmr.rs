@@ -245,6 +245,26 @@ pub fn cfv_event(fw: &[u8], desc: &TdvfDescriptor) -> Result<TdxEvent, Error> {
     ))
 }
 
+/// The Secure Boot events are those of empty variables (Secure Boot off). A CFV (the variable
+/// store TDVF starts from) holding PK, KEK, db or dbx, as in Debian's `OVMF.inteltdx.ms.fd`,
+/// would be measured with its keys and would verify the kernel: refused, not guessed.
+fn refuse_enrolled_keys(fw: &[u8], desc: &TdvfDescriptor, model: OvmfEventModel) -> Result<(), Error> {
+    let Some(s) = desc.section(TdvfSectionType::Cfv) else { return Ok(()) };
+    let unsupported = |problem| Error::Unsupported { model: model.name(), problem };
+    let cfv = desc.section_bytes(fw, s)?;
+    match crate::vtpm::varstore::enrolled_secure_boot_key(cfv) {
+        Ok(None) => Ok(()),
+        Ok(Some(v)) => Err(unsupported(format!(
+            "the firmware's variable store (CFV) holds {} ({} bytes): Secure Boot keys are \
+             enrolled, and their measurement and the kernel's verification are not modelled \
+             (use a firmware without enrolled keys, e.g. OVMF.inteltdx.fd, not .ms.fd)",
+            v.name,
+            v.data.len()
+        ))),
+        Err(e) => Err(unsupported(format!("reading the CFV's variables: {e}"))),
+    }
+}
+
 fn separator(rtmr: usize) -> TdxEvent {
     TdxEvent::from_measured(rtmr, crate::eventlog::events::separator())
 }
@@ -307,6 +327,7 @@ pub fn rtmr0_platform_events(
     model: OvmfEventModel,
 ) -> Result<Vec<TdxEvent>, Error> {
     let mut ev = vec![td_hob_event(desc, memory_bytes)?, cfv_event(fw, desc)?];
+    refuse_enrolled_keys(fw, desc, model)?;
     if let OvmfEventModel::Stable202505 { .. } = model {
         // FW_CFG_BOOT_MENU (0x0e): 0 without `-boot menu=on`.
         ev.push(fw_cfg_event("BootMenu", &[0, 0]));

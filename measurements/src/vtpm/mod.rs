@@ -262,11 +262,7 @@ pub fn kernel_event(kernel: &[u8]) -> Result<VtpmEvent, Error> {
 /// dbx (their measurement with enrolled keys is not modelled).
 pub fn secure_boot_events(firmware: &[u8]) -> Result<Vec<VtpmEvent>, Error> {
     let vars = secure_boot_variables_empty();
-    let stored = varstore::variables(firmware)?;
-    if let Some(v) = stored.iter().find(|s| {
-        vars.iter()
-            .any(|v| v.variable_name == s.vendor && v.unicode_name == s.name)
-    }) {
+    if let Some(v) = varstore::enrolled_secure_boot_key(firmware)? {
         return Err(Error::Unsupported(format!(
             "the firmware's variable store holds {} ({} bytes): Secure Boot keys are enrolled",
             v.name,

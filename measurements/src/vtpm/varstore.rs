@@ -36,6 +36,16 @@ fn le(b: &[u8]) -> u64 {
     b.iter().rev().fold(0, |a, &x| (a << 8) | u64::from(x))
 }
 
+/// The first live Secure Boot key variable (PK, KEK, db or dbx) of the store at the start of
+/// `nv`: predictions model Secure Boot off (empty variables) and refuse firmware that enrolls
+/// keys, whose measurements (and image verification events) they do not model.
+pub fn enrolled_secure_boot_key(nv: &[u8]) -> Result<Option<StoredVariable>, Error> {
+    let keys = crate::uefi::variable::secure_boot_variables_empty();
+    Ok(variables(nv)?.into_iter().find(|s| {
+        keys.iter().any(|k| k.variable_name == s.vendor && k.unicode_name == s.name)
+    }))
+}
+
 /// The live variables of the store at the start of `firmware`, in store order.
 pub fn variables(firmware: &[u8]) -> Result<Vec<StoredVariable>, Error> {
     let bad = |offset: usize, problem: String| Error::Varstore { offset, problem };
