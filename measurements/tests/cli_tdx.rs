@@ -823,9 +823,10 @@ fn stable202505_smbios_event_is_derived_from_the_qemu_capture() {
     let _ = std::fs::remove_dir_all(&cache);
     let log = dir.join("log.json");
     let k1 = fixture("K1");
+    let record = dir.join("capture.json");
     let out = Command::new(BIN)
         .args(out_args(&sid, &k1, &initrd, &qemu))
-        .args(["--event-log-json", log.to_str().unwrap()])
+        .args(["--event-log-json", log.to_str().unwrap(), "--capture-json", record.to_str().unwrap()])
         .env("XDG_CACHE_HOME", &cache)
         .output()
         .unwrap();
@@ -844,6 +845,21 @@ fn stable202505_smbios_event_is_derived_from_the_qemu_capture() {
     for f in ["smbios-tables", "smbios-anchor"] {
         assert_eq!(std::fs::read(captured.join(f)).unwrap(), std::fs::read(format!("{vector}/{f}")).unwrap(), "{f}");
     }
+    // --capture-json records the capture (for the manifest): QEMU version, shape argv, files.
+    use sha2::Digest;
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(rec["source"], "qemu");
+    assert_eq!(rec["qemu_version"], VECTOR_QEMU);
+    assert_eq!(rec["argv"], serde_json::json!(["-machine", "q35", "-cpu", "max", "-smp", "1", "-m", "512", "-nodefaults"]));
+    let tables = std::fs::read(format!("{vector}/smbios-tables")).unwrap();
+    assert_eq!(rec["files"]["smbios-tables"].as_str(), Some(hex::encode(sha2::Sha256::digest(&tables)).as_str()));
+    assert_eq!(rec["files"].as_object().unwrap().len(), 5);
+    ok_stdout(&measure("2G", &fixture("O1"), &initrd, CMDLINE, &["--capture-json", record.to_str().unwrap()]));
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(rec["source"], "acpi-dir");
+    assert_eq!(rec["files"].as_object().unwrap().len(), 3, "{rec}");
+    assert!(rec.get("argv").is_none());
+
     // The Type 0 strings are cached per firmware; a garbled entry is derived again.
     let type0_dir = cache.join("cvm-image/firmware-smbios-type0");
     let entry = std::fs::read_dir(&type0_dir).unwrap().next().unwrap().unwrap().path();

@@ -111,6 +111,14 @@ fn tdx_event_logs_in_the_manifest_replay_to_its_rtmrs() {
             }
             let listed = m["artefacts"].as_array().unwrap().iter().any(|a| a["path"] == rel);
             assert!(listed, "{rel} is not among the manifest's artefacts");
+            // The ACPI/SMBIOS capture it was predicted with: QEMU version, shape argv, files.
+            let cap = &e["acpi_capture"];
+            assert_eq!(cap["source"], "qemu", "{rel}: {e}");
+            assert!(cap["qemu_version"].as_str().is_some_and(|v| v.starts_with("QEMU emulator version")), "{cap}");
+            let argv: Vec<&str> = cap["argv"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+            let smp = argv.iter().position(|&a| a == "-smp").map(|i| argv[i + 1]);
+            assert_eq!(smp, Some(e["vcpus"].to_string().as_str()), "{cap}");
+            assert_eq!(cap["files"].as_object().map(|f| f.len()), Some(5), "{cap}");
         }
     }
     assert!(checked >= 3, "only {checked} RTMRs checked");

@@ -4,10 +4,12 @@
 //!
 //! - SNP: `cvm-measure snp --mode snp --json` with the `ovmf-snp` firmware, kernel and command
 //!   line, one entry per vCPU count: `{vcpus, vcpu_sig, guest_features, policy, launch_digest}`.
-//! - TDX: `cvm-measure tdx --qemu ... --machine MACHINE --json` with the `ovmf-tdx` firmware
-//!   (ACPI captured by QEMU under TCG for the shape's `machine` and `machine_flags`, cached by
-//!   cvm-measure), one entry per vCPU count:
-//!   `{vcpus, mrtd, rtmr0..rtmr3, event_log}`, the predicted CCEL event log written to
+//! - TDX: `cvm-measure tdx --qemu ... --machine MACHINE [--cpu-model CPU] --ovmf-model MODEL
+//!   --json` with the `ovmf-tdx` firmware (ACPI and SMBIOS captured by QEMU under TCG for the
+//!   shape's `machine`, `machine_flags` and `cpu`, cached by cvm-measure; MODEL from
+//!   `[firmware].tdx_event_model`), one entry per vCPU count:
+//!   `{vcpus, mrtd, rtmr0..rtmr3, event_log, ovmf_model, acpi_capture}` (`acpi_capture`: QEMU
+//!   version, shape argv and the sha256 of each fw_cfg file), the predicted CCEL event log written to
 //!   `measurements/tdx-<shape>-<vcpus>.ccel` (an artefact, role `tdx-event-log.<shape>.<vcpus>`). A failed prediction is recorded as `{vcpus, error}` and
 //!   does not fail the build.
 //! - vTPM PCRs, once per image (they do not depend on vCPUs or memory): `cvm-measure vtpm
@@ -286,12 +288,17 @@ fn tdx_values(
     let cpu: Vec<&str> = s.cpu.iter().flat_map(|c| ["--cpu-model", c.as_str()]).collect();
     let rel = tdx_event_log_path(&s.name, vcpus);
     let log = inputs.out_dir.join(&rel);
+    let capture_path = std::env::temp_dir().join(format!(
+        "cvm-capture-{}-{}-{vcpus}.json",
+        std::process::id(),
+        s.name
+    ));
     if let Some(d) = log.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let o = cmd!(
         sh,
-        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} {cpu...} --qemu-version {qemu_version} {order...} --ovmf-model {model} --json --event-log-out {log}"
+        "{bin} tdx --firmware {fw} --cpus {n} --memory {mem} --kernel {kernel} {initrd...} --cmdline {cmdline} --qemu {QEMU} --machine {machine} {cpu...} --qemu-version {qemu_version} {order...} --ovmf-model {model} --json --event-log-out {log} --capture-json {capture_path}"
     )
     .ignore_status()
     .quiet()
@@ -314,6 +321,11 @@ fn tdx_values(
     let mut v = v;
     v["event_log"] = json!(rel);
     v["ovmf_model"] = json!(model);
+    // The QEMU version, shape argv and sha256 of the fw_cfg ACPI/SMBIOS files predicted with.
+    let record = std::fs::read(&capture_path).context("reading cvm-measure's --capture-json");
+    let _ = std::fs::remove_file(&capture_path);
+    let record = record?;
+    v["acpi_capture"] = serde_json::from_slice(&record).context("parsing cvm-measure's --capture-json")?;
     Ok(v)
 }
 

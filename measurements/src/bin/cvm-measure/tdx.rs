@@ -103,6 +103,10 @@ struct MeasureArgs {
     /// strings; it depends on memory, vCPUs, CPU model and QEMU machine version
     #[arg(long, value_name = "HEX", value_parser = parse_digest48)]
     smbios_digest: Option<[u8; 48]>,
+    /// Write what the ACPI and SMBIOS inputs were, as JSON: the capture's QEMU version and
+    /// shape argv (when the directory is a --qemu capture) and the sha256 of each file used
+    #[arg(long, value_name = "FILE")]
+    capture_json: Option<PathBuf>,
     /// Print {"mrtd":…,"rtmr0":…,…,"rtmr3":…} (lowercase hex)
     #[arg(long)]
     json: bool,
@@ -196,6 +200,10 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         boot_options: None,
     };
     let m = measure_checked(boot)?;
+    if let Some(p) = &a.capture_json {
+        let doc = serde_json::to_string_pretty(&capture_record(dir, a.qemu.is_some())?)?;
+        crate::output::write(p, (doc + "\n").as_bytes())?;
+    }
 
     if let Some(p) = &a.event_log_out {
         crate::output::write(p, &m.to_ccel().to_bytes())?;
@@ -224,6 +232,28 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// What `--capture-json` writes: where the fw_cfg files came from (`qemu`: captured by this run
+/// or its cache, with the QEMU version and shape argv of `argv.json`; `acpi-dir`: given by the
+/// user) and the sha256 of each file present. No paths, so the record is reproducible.
+fn capture_record(dir: &Path, captured: bool) -> Result<Value> {
+    use sha2::{Digest, Sha256};
+    let mut files = serde_json::Map::new();
+    for f in ["table-loader", "rsdp", "tables", "smbios-anchor", "smbios-tables"] {
+        if let Ok(data) = std::fs::read(dir.join(f)) {
+            files.insert(f.into(), json!(hex::encode(Sha256::digest(&data))));
+        }
+    }
+    let mut v = json!({ "source": if captured { "qemu" } else { "acpi-dir" }, "files": files });
+    if captured {
+        let path = dir.join("argv.json");
+        let meta: Value = serde_json::from_slice(&read(&path, "capture argv.json")?)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        v["qemu_version"] = meta["version"].clone();
+        v["argv"] = meta["argv"].clone();
+    }
+    Ok(v)
 }
 
 /// The stable202505 model for this shape: the SMBIOS digest given, or derived from the capture
