@@ -185,7 +185,16 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         OvmfModel::Pre202505 => OvmfEventModel::Pre202505,
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
         OvmfModel::Auto => unreachable!("resolved above"),
-        OvmfModel::Stable202505 => smbios_model(dir, &firmware, a.smbios_digest)?,
+        OvmfModel::Stable202505 => {
+            if a.qemu.is_some() && a.smbios_digest.is_none() && a.cpu_model == crate::qemu_acpi::DEFAULT_CPU {
+                eprintln!(
+                    "warning: the SMBIOS event (RTMR0) is derived for -cpu {}: a TD reports its \
+                     host's CPU signature in SMBIOS type 4, so give --cpu-model with the host's model",
+                    a.cpu_model
+                );
+            }
+            smbios_model(dir, &firmware, a.smbios_digest)?
+        }
     };
     let boot = TdxBoot {
         firmware_reads_named_blobs: None,
