@@ -157,6 +157,23 @@ pub struct TdxMeasurement {
 }
 
 impl TdxMeasurement {
+    /// Set the digest of the SMBIOS table event (stable202505) and replay the RTMRs: for a
+    /// caller that derives the table from facts of the firmware keyed by its MRTD, known only
+    /// after measuring.
+    pub fn set_smbios_digest(&mut self, digest: Sha384) -> Result<(), Error> {
+        let e = self
+            .events
+            .iter_mut()
+            .find(|e| e.rtmr == 0 && e.event_type == EV_EFI_HANDOFF_TABLES)
+            .ok_or(Error::Unsupported {
+                model: "stable202505",
+                problem: "no SMBIOS table event to set (an older event model)".into(),
+            })?;
+        e.digest = digest;
+        self.rtmr = replay_events(&self.events);
+        Ok(())
+    }
+
     /// The events as a CCEL log (SHA-384 bank, CC MR index in `pcrIndex`).
     pub fn to_ccel(&self) -> EventLog {
         let mut log = empty_ccel();

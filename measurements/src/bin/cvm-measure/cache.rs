@@ -68,11 +68,12 @@ pub fn firmware_boot_options(firmware: &[u8], key: &str, model: OvmfEventModel) 
     Ok(options)
 }
 
-/// The default SMBIOS Type 0 strings of `firmware` (`OvmfMemFvs::smbios_type0`), cached per
-/// firmware sha256 in `firmware-smbios-type0/<key>` as three lines (vendor, version, date).
-pub fn firmware_smbios_type0(firmware: &[u8]) -> Result<OvmfType0> {
+/// The default SMBIOS Type 0 strings of `firmware` (`OvmfMemFvs::smbios_type0`), cached in
+/// `firmware-smbios-type0/<key>` as three lines (vendor, version, date); `key` names the
+/// firmware's code (`cvm-measure tdx` uses `mrtd-<MRTD>`).
+pub fn firmware_smbios_type0(firmware: &[u8], key: &str) -> Result<OvmfType0> {
     let dir = base()?.join("firmware-smbios-type0");
-    let entry = dir.join(firmware_key(firmware));
+    let entry = dir.join(key);
     if let Ok(text) = std::fs::read_to_string(&entry) {
         if let [vendor, version, release_date] = text.lines().collect::<Vec<_>>()[..] {
             let t = OvmfType0 { vendor: vendor.into(), version: version.into(), release_date: release_date.into() };

@@ -181,6 +181,7 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
     if a.smbios_digest.is_some() && model != OvmfModel::Stable202505 {
         bail!("--smbios-digest only applies to --ovmf-model stable202505 (older OVMF does not measure SMBIOS)");
     }
+    let mut smbios_files = None;
     let ovmf = match model {
         OvmfModel::Pre202505 => OvmfEventModel::Pre202505,
         OvmfModel::LegacySeparatorInRtmr0 => OvmfEventModel::LegacySeparatorInRtmr0,
@@ -193,7 +194,9 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
                     a.cpu_model
                 );
             }
-            smbios_model(dir, &firmware, a.smbios_digest)?
+            let (model, files) = smbios_model(dir, a.smbios_digest)?;
+            smbios_files = files;
+            model
         }
     };
     let boot = TdxBoot {
@@ -208,7 +211,10 @@ fn run_measure(a: MeasureArgs) -> Result<i32> {
         ovmf,
         boot_options: None,
     };
-    let m = measure_checked(boot)?;
+    let mut m = measure_checked(boot)?;
+    if let Some(files) = &smbios_files {
+        derive_smbios_digest(&mut m, &firmware, files)?;
+    }
     if let Some(p) = &a.capture_json {
         let doc = serde_json::to_string_pretty(&capture_record(dir, a.qemu.is_some())?)?;
         crate::output::write(p, (doc + "\n").as_bytes())?;
@@ -265,10 +271,10 @@ fn capture_record(dir: &Path, captured: bool) -> Result<Value> {
     Ok(v)
 }
 
-/// The stable202505 model for this shape: the SMBIOS digest given, or derived from the capture
-/// directory's `smbios-tables` and `smbios-anchor` (QEMU's fw_cfg files) and the firmware's
-/// default Type 0 strings (`cvm_measurements::smbios`).
-fn smbios_model(dir: &Path, firmware: &[u8], given: Option<[u8; 48]>) -> Result<OvmfEventModel> {
+/// The stable202505 model for this shape: with the SMBIOS digest given, complete; otherwise
+/// with a placeholder digest and the capture directory's `smbios-tables` and `smbios-anchor`
+/// (QEMU's fw_cfg files), from which [`derive_smbios_digest`] sets it after measuring.
+fn smbios_model(dir: &Path, given: Option<[u8; 48]>) -> Result<(OvmfEventModel, Option<SmbiosFiles>)> {
     let tables_path = dir.join("smbios-tables");
     let anchor_path = dir.join("smbios-anchor");
     let anchor = std::fs::read(&anchor_path).ok();
@@ -277,7 +283,7 @@ fn smbios_model(dir: &Path, firmware: &[u8], given: Option<[u8; 48]>) -> Result<
         None => false,
     };
     if let Some(smbios_digest) = given {
-        return Ok(OvmfEventModel::Stable202505 { smbios_digest, smbios3 });
+        return Ok((OvmfEventModel::Stable202505 { smbios_digest, smbios3 }, None));
     }
     let (Some(anchor), true) = (anchor, tables_path.is_file()) else {
         bail!(
@@ -287,12 +293,28 @@ fn smbios_model(dir: &Path, firmware: &[u8], given: Option<[u8; 48]>) -> Result<
             dir.display()
         );
     };
-    let tables = read(&tables_path, "SMBIOS tables")?;
-    let type0 = crate::cache::firmware_smbios_type0(firmware)?;
-    let (_, bytes) = cvm_measurements::smbios::measured_table(&tables, &anchor, &type0)
-        .with_context(|| format!("deriving the SMBIOS event from {}", dir.display()))?;
-    let smbios_digest = cvm_measurements::tdx::sha384(&bytes);
-    Ok(OvmfEventModel::Stable202505 { smbios_digest, smbios3 })
+    let tables = read(&tables_path, "SMBIOS tables")?.to_vec();
+    let model = OvmfEventModel::Stable202505 { smbios_digest: [0; 48], smbios3 };
+    Ok((model, Some(SmbiosFiles { dir: dir.to_path_buf(), tables, anchor })))
+}
+
+/// QEMU's SMBIOS fw_cfg files of the shape.
+struct SmbiosFiles {
+    dir: PathBuf,
+    tables: Vec<u8>,
+    anchor: Vec<u8>,
+}
+
+/// Set the SMBIOS event of `m` from QEMU's files and the firmware's default Type 0 strings,
+/// cached by the MRTD just computed (it covers SmbiosPlatformDxe, in the measured volumes), so
+/// a run with a warm cache does not hash the firmware again.
+fn derive_smbios_digest(m: &mut TdxMeasurement, firmware: &[u8], files: &SmbiosFiles) -> Result<()> {
+    let key = format!("mrtd-{}", hex::encode(m.mrtd));
+    let type0 = crate::cache::firmware_smbios_type0(firmware, &key)?;
+    let (_, bytes) = cvm_measurements::smbios::measured_table(&files.tables, &files.anchor, &type0)
+        .with_context(|| format!("deriving the SMBIOS event from {}", files.dir.display()))?;
+    m.set_smbios_digest(cvm_measurements::tdx::sha384(&bytes))?;
+    Ok(())
 }
 
 /// Measure with the answers of current OVMF builds, then check them against the two facts
