@@ -508,6 +508,21 @@ pub fn rtmrs_from_ccel(log: &EventLog) -> Result<[Sha384; 4], crate::eventlog::E
 mod tests {
     use super::*;
 
+    /// Setting the SMBIOS digest after measuring gives what measuring with it would have:
+    /// the event's digest, and RTMR0 replayed; a log without that event is refused.
+    #[test]
+    fn set_smbios_digest_replays_rtmr0() {
+        let before = vec![separator(0), smbios_event([0; 48], false), separator(1)];
+        let mut m = TdxMeasurement { mrtd: [1; 48], rtmr: replay_events(&before), events: before };
+        m.set_smbios_digest([7; 48]).unwrap();
+        let want = vec![separator(0), smbios_event([7; 48], false), separator(1)];
+        assert_eq!(m.rtmr, replay_events(&want));
+        assert_eq!(m.events[1].digest, [7; 48]);
+        assert_ne!(m.rtmr[0], replay_events(&[separator(0), smbios_event([0; 48], false)])[0]);
+        let mut old = TdxMeasurement { mrtd: [1; 48], rtmr: [[0; 48]; 4], events: vec![separator(0)] };
+        assert!(old.set_smbios_digest([7; 48]).is_err());
+    }
+
     /// tdx-measure.md §5.2 RTMR2 vector: cmdline with ` initrd=initrd`, 1 MiB zero initrd.
     #[test]
     fn rtmr2_known_answer() {
