@@ -89,6 +89,13 @@ pub fn firmware_smbios_type0(firmware: &[u8], key: &str) -> Result<OvmfType0> {
     Ok(type0)
 }
 
+/// The cache key of a TDX firmware's code, after measuring: its MRTD covers every byte of the
+/// measured volumes, where the cached facts (boot options, Type 0 strings, etc/boot/kernel) come
+/// from.
+pub fn mrtd_key(mrtd: &[u8; 48]) -> String {
+    format!("mrtd-{}", hex::encode(mrtd))
+}
+
 /// The cache key of a whole firmware image: its sha256 (hex).
 fn firmware_key(firmware: &[u8]) -> String {
     hex::encode(Sha256::digest(firmware))

@@ -309,7 +309,7 @@ struct SmbiosFiles {
 /// cached by the MRTD just computed (it covers SmbiosPlatformDxe, in the measured volumes), so
 /// a run with a warm cache does not hash the firmware again.
 fn derive_smbios_digest(m: &mut TdxMeasurement, firmware: &[u8], files: &SmbiosFiles) -> Result<()> {
-    let key = format!("mrtd-{}", hex::encode(m.mrtd));
+    let key = crate::cache::mrtd_key(&m.mrtd);
     let type0 = crate::cache::firmware_smbios_type0(firmware, &key)?;
     let (_, bytes) = cvm_measurements::smbios::measured_table(&files.tables, &files.anchor, &type0)
         .with_context(|| format!("deriving the SMBIOS event from {}", files.dir.display()))?;
@@ -331,7 +331,7 @@ fn measure_checked(boot: TdxBoot<'_>) -> Result<TdxMeasurement> {
         ..boot
     })
     .context("computing TDX measurements")?;
-    let key = format!("mrtd-{}", hex::encode(guess.mrtd));
+    let key = crate::cache::mrtd_key(&guess.mrtd);
     let reads = match depends {
         true => Some(crate::cache::firmware_reads_named_blobs(boot.firmware, &key)?),
         false => None,
